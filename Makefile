@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: venv run test test-unit lint manifests bench cluster-build cluster-up cluster-down cluster-status clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	hack/bootstrap-python.sh $(VENV)
+
+cluster-build:
+	hack/cluster.sh build
+
+cluster-up:
+	hack/cluster.sh up
+
+cluster-down:
+	hack/cluster.sh down
+
+cluster-status:
+	hack/cluster.sh status
+
+run: venv
+	hack/run.sh
+
+test: venv
+	hack/test.sh
+
+test-unit: venv
+	$(PY) -m pytest tests/unit -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+manifests: venv
+	$(PY) -m notebook_controller.api.crdgen --output deploy/crd/notebooks.tensorstack.dev.yaml
+
+bench: venv
+	$(PY) -m hack.bench
+
+clean:
+	hack/cluster.sh down || true
+	rm -rf .cluster
