@@ -40,7 +40,7 @@ manifests: venv
 	$(PY) -m notebook_controller.api.crdgen --output deploy/crd/notebooks.tensorstack.dev.yaml
 
 bench: venv
-	$(PY) -m hack.bench
+	$(PY) hack/bench.py
 
 clean:
 	hack/cluster.sh down || true
