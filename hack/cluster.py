@@ -106,8 +106,17 @@ def go_env() -> dict[str, str]:
 def go_error_line(log: Path) -> str:
     """The most telling line of a failed `go` run (module download errors first)."""
     lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    for needle in ("not found", "404", "410", "reading http", "dial tcp", "no matching versions",
-                   "unknown revision", "verifying", "requires go"):
+    for needle in (
+        "not found",
+        "404",
+        "410",
+        "reading http",
+        "dial tcp",
+        "no matching versions",
+        "unknown revision",
+        "verifying",
+        "requires go",
+    ):
         for ln in lines:
             if needle in ln:
                 return ln
@@ -118,8 +127,9 @@ def run_go(args: list[str], cwd: Path, log: Path, what: str) -> str:
     with log.open("a") as fh:
         fh.write(f"\n$ (cd {cwd}) go {' '.join(args)}\n")
         fh.flush()
-        proc = subprocess.run(["go", *args], cwd=cwd, env=go_env(), stdout=subprocess.PIPE,
-                              stderr=fh, text=True)
+        proc = subprocess.run(
+            ["go", *args], cwd=cwd, env=go_env(), stdout=subprocess.PIPE, stderr=fh, text=True
+        )
     if proc.returncode != 0:
         raise ClusterError(f"building {what} failed: {go_error_line(log)} (full log: {log})")
     return proc.stdout
@@ -159,8 +169,10 @@ def kwok_stages_yaml(kwok_dir: Path) -> str:
 
 def build() -> Path:
     if shutil.which("go") is None:
-        raise ClusterError("`go` not found on PATH: Go >= 1.26 is needed to build the local cluster "
-                           "(kube-apiserver, etcd, kwok) from Go modules")
+        raise ClusterError(
+            "`go` not found on PATH: Go >= 1.26 is needed to build the local cluster "
+            "(kube-apiserver, etcd, kwok) from Go modules"
+        )
     key = cache_key()
     out = CACHE / key
     done = out / ".complete"
@@ -182,24 +194,63 @@ def build() -> Path:
         kv = pins["KUBERNETES_VERSION"]
         info = module_info(MODDIR, "k8s.io/kubernetes", log)
         if info.get("Version") != kv:
-            raise ClusterError(f"hack/cluster/go.mod resolves k8s.io/kubernetes {info.get('Version')}, "
-                               f"but versions.env pins {kv}: run hack/cluster/gen-gomod.py")
+            raise ClusterError(
+                f"hack/cluster/go.mod resolves k8s.io/kubernetes {info.get('Version')}, "
+                f"but versions.env pins {kv}: run hack/cluster/gen-gomod.py"
+            )
         build_date = info.get("Time") or "1970-01-01T00:00:00Z"
         say(f"  kubernetes {kv}: {' '.join(K8S_BINARIES)}")
-        run_go(["build", "-ldflags", version_ldflags(kv, build_date), "-o", str(tmp) + "/",
-                *[f"k8s.io/kubernetes/cmd/{b}" for b in K8S_BINARIES]], MODDIR, log, f"kubernetes {kv}")
+        run_go(
+            [
+                "build",
+                "-ldflags",
+                version_ldflags(kv, build_date),
+                "-o",
+                str(tmp) + "/",
+                *[f"k8s.io/kubernetes/cmd/{b}" for b in K8S_BINARIES],
+            ],
+            MODDIR,
+            log,
+            f"kubernetes {kv}",
+        )
 
         ev = pins["ETCD_VERSION"]
         say(f"  etcd {ev}: etcd etcdctl")
-        run_go(["build", "-ldflags", "-s -w", "-o", str(tmp / "etcd"), "go.etcd.io/etcd/server/v3"],
-               MODDIR / "etcd", log, f"etcd {ev}")
-        run_go(["build", "-ldflags", "-s -w", "-o", str(tmp / "etcdctl"), "go.etcd.io/etcd/etcdctl/v3"],
-               MODDIR / "etcd", log, f"etcdctl {ev}")
+        run_go(
+            ["build", "-ldflags", "-s -w", "-o", str(tmp / "etcd"), "go.etcd.io/etcd/server/v3"],
+            MODDIR / "etcd",
+            log,
+            f"etcd {ev}",
+        )
+        run_go(
+            [
+                "build",
+                "-ldflags",
+                "-s -w",
+                "-o",
+                str(tmp / "etcdctl"),
+                "go.etcd.io/etcd/etcdctl/v3",
+            ],
+            MODDIR / "etcd",
+            log,
+            f"etcdctl {ev}",
+        )
 
         wv = pins["KWOK_VERSION"]
         say(f"  kwok {wv}")
-        run_go(["build", "-ldflags", f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={wv}",
-                "-o", str(tmp / "kwok"), "sigs.k8s.io/kwok/cmd/kwok"], MODDIR / "kwok", log, f"kwok {wv}")
+        run_go(
+            [
+                "build",
+                "-ldflags",
+                f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={wv}",
+                "-o",
+                str(tmp / "kwok"),
+                "sigs.k8s.io/kwok/cmd/kwok",
+            ],
+            MODDIR / "kwok",
+            log,
+            f"kwok {wv}",
+        )
         kwok_dir = Path(module_info(MODDIR / "kwok", "sigs.k8s.io/kwok", log)["Dir"])
         (out / "kwok-stages.yaml").write_text(kwok_stages_yaml(kwok_dir))
 
@@ -217,31 +268,76 @@ def build() -> Path:
 def openssl(*args: str) -> None:
     proc = subprocess.run(["openssl", *args], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise ClusterError(f"openssl {args[0]} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+        raise ClusterError(
+            f"openssl {args[0]} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+        )
 
 
 def make_ca(name: str, cn: str) -> None:
     key, crt = PKI / f"{name}.key", PKI / f"{name}.crt"
     openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key))
-    openssl("req", "-x509", "-new", "-key", str(key), "-sha256", "-days", "3650", "-subj", f"/CN={cn}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", str(crt))
+    openssl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        str(key),
+        "-sha256",
+        "-days",
+        "3650",
+        "-subj",
+        f"/CN={cn}",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        "-out",
+        str(crt),
+    )
 
 
-def make_cert(name: str, ca: str, subj: str, *, server: bool = False, client: bool = False,
-              sans: list[str] | None = None) -> None:
+def make_cert(
+    name: str,
+    ca: str,
+    subj: str,
+    *,
+    server: bool = False,
+    client: bool = False,
+    sans: list[str] | None = None,
+) -> None:
     key, csr, crt = PKI / f"{name}.key", PKI / f"{name}.csr", PKI / f"{name}.crt"
     openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key))
     openssl("req", "-new", "-key", str(key), "-subj", subj, "-out", str(csr))
-    eku = ",".join(([" serverAuth"] if server else []) + ([" clientAuth"] if client else [])).replace(" ", "")
-    ext = ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment",
-           f"extendedKeyUsage={eku}"]
+    eku = ",".join(
+        ([" serverAuth"] if server else []) + ([" clientAuth"] if client else [])
+    ).replace(" ", "")
+    ext = [
+        "basicConstraints=critical,CA:FALSE",
+        "keyUsage=critical,digitalSignature,keyEncipherment",
+        f"extendedKeyUsage={eku}",
+    ]
     if sans:
         ext.append("subjectAltName=" + ",".join(sans))
     extfile = PKI / f"{name}.ext"
     extfile.write_text("\n".join(ext) + "\n")
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(PKI / f"{ca}.crt"), "-CAkey", str(PKI / f"{ca}.key"),
-            "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", str(extfile), "-out", str(crt))
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(PKI / f"{ca}.crt"),
+        "-CAkey",
+        str(PKI / f"{ca}.key"),
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-sha256",
+        "-extfile",
+        str(extfile),
+        "-out",
+        str(crt),
+    )
     csr.unlink()
     extfile.unlink()
 
@@ -252,12 +348,30 @@ def generate_pki() -> None:
     PKI.mkdir(parents=True, exist_ok=True)
     make_ca("ca", "notebook-controller-dev-ca")
     make_ca("etcd-ca", "notebook-controller-dev-etcd-ca")
-    make_cert("etcd-server", "etcd-ca", "/CN=etcd", server=True, client=True,
-              sans=["IP:127.0.0.1", "DNS:localhost"])
+    make_cert(
+        "etcd-server",
+        "etcd-ca",
+        "/CN=etcd",
+        server=True,
+        client=True,
+        sans=["IP:127.0.0.1", "DNS:localhost"],
+    )
     make_cert("etcd-client", "etcd-ca", "/CN=kube-apiserver-etcd-client", client=True)
-    make_cert("apiserver", "ca", "/CN=kube-apiserver", server=True, sans=[
-        "IP:127.0.0.1", f"IP:{SERVICE_IP}", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
-        "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"])
+    make_cert(
+        "apiserver",
+        "ca",
+        "/CN=kube-apiserver",
+        server=True,
+        sans=[
+            "IP:127.0.0.1",
+            f"IP:{SERVICE_IP}",
+            "DNS:localhost",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+        ],
+    )
     make_cert("admin", "ca", "/O=system:masters/CN=kubernetes-admin", client=True)
     make_cert("kube-controller-manager", "ca", "/CN=system:kube-controller-manager", client=True)
     make_cert("kube-scheduler", "ca", "/CN=system:kube-scheduler", client=True)
@@ -353,7 +467,9 @@ def pick_ports(n: int) -> list[int]:
 def port_owner(port: int) -> str:
     """Best-effort description of who listens on port (for the error message)."""
     if shutil.which("ss"):
-        out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True
+        ).stdout
         if out.strip():
             return out.strip().splitlines()[0].split()[-1]
     return "another process"
@@ -363,17 +479,27 @@ def spawn(state: dict, name: str) -> None:
     comp = state["components"][name]
     port = comp["port"]
     if not port_free(port):
-        raise ClusterError(f"component {name}: port 127.0.0.1:{port} is taken by {port_owner(port)}")
+        raise ClusterError(
+            f"component {name}: port 127.0.0.1:{port} is taken by {port_owner(port)}"
+        )
     for extra in comp.get("extra_ports", []):
         if not port_free(extra):
-            raise ClusterError(f"component {name}: port 127.0.0.1:{extra} is taken by {port_owner(extra)}")
+            raise ClusterError(
+                f"component {name}: port 127.0.0.1:{extra} is taken by {port_owner(extra)}"
+            )
     LOGS.mkdir(parents=True, exist_ok=True)
     log = Path(comp["log"])
     with log.open("a") as fh:
         fh.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {name}\n")
         fh.flush()
-        proc = subprocess.Popen(comp["argv"], stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                                cwd=CLUSTER, start_new_session=True)
+        proc = subprocess.Popen(
+            comp["argv"],
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=CLUSTER,
+            start_new_session=True,
+        )
     comp["pid"] = proc.pid
     comp["stopped"] = False
     save_state(state)
@@ -398,7 +524,9 @@ def healthy(state: dict, name: str) -> bool:
     url = comp["health"]
     ctx = None
     if url.startswith("https"):
-        ctx = tls_context(state, {"etcd": "etcd", "kube-apiserver": "apiserver"}.get(name, "insecure"))
+        ctx = tls_context(
+            state, {"etcd": "etcd", "kube-apiserver": "apiserver"}.get(name, "insecure")
+        )
     try:
         with urllib.request.urlopen(url, timeout=3, context=ctx) as resp:
             body = resp.read().decode(errors="replace")
@@ -414,13 +542,17 @@ def wait_healthy(state: dict, name: str, timeout: float = START_TIMEOUT) -> None
     deadline = time.time() + timeout
     while time.time() < deadline:
         if not pid_is(comp["pid"], comp["argv"][0]):
-            raise ClusterError(f"component {name} died on start: see {comp['log']}\n"
-                               f"--- last 20 lines of {name} log ---\n{log_tail(Path(comp['log']))}")
+            raise ClusterError(
+                f"component {name} died on start: see {comp['log']}\n"
+                f"--- last 20 lines of {name} log ---\n{log_tail(Path(comp['log']))}"
+            )
         if healthy(state, name):
             return
         time.sleep(0.5)
-    raise ClusterError(f"component {name} not healthy after {timeout:.0f}s at {comp['health']}\n"
-                       f"--- last 20 lines of {name} log ---\n{log_tail(Path(comp['log']))}")
+    raise ClusterError(
+        f"component {name} not healthy after {timeout:.0f}s at {comp['health']}\n"
+        f"--- last 20 lines of {name} log ---\n{log_tail(Path(comp['log']))}"
+    )
 
 
 def stop_pid(pid: int, argv0: str, name: str) -> None:
@@ -473,13 +605,16 @@ profiles:
 
 
 def kwok_config(stages: str) -> str:
-    return """apiVersion: config.kwok.x-k8s.io/v1alpha1
+    return (
+        """apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
   cidr: 10.244.128.0/17
   nodeLeaseDurationSeconds: 40
 ---
-""" + stages
+"""
+        + stages
+    )
 
 
 def node_manifest(name: str, role: str, pod_cidr: str, extra: dict[str, str]) -> dict:
@@ -504,23 +639,43 @@ def node_manifest(name: str, role: str, pod_cidr: str, extra: dict[str, str]) ->
         "status": {
             "capacity": capacity,
             "allocatable": capacity,
-            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
-                         "kubeletVersion": "fake", "kubeProxyVersion": "fake"},
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": "fake",
+                "kubeProxyVersion": "fake",
+            },
         },
     }
 
 
 FAKE_NODES = [
     node_manifest("kwok-cpu-0", "cpu", "10.244.0.0/20", {}),
-    node_manifest("kwok-gpu-0", "gpu", "10.244.16.0/20",
-                  {"tensorstack.dev/nvidia-gpu-percent": "800", "tensorstack.dev/nvidia-gpu": "8"}),
+    node_manifest(
+        "kwok-gpu-0",
+        "gpu",
+        "10.244.16.0/20",
+        {"tensorstack.dev/nvidia-gpu-percent": "800", "tensorstack.dev/nvidia-gpu": "8"},
+    ),
 ]
 
 
 def new_state(bins: Path) -> dict:
     key = bins.parent.name
-    ports = dict(zip(["etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-                      "kwok"], pick_ports(6), strict=True))
+    ports = dict(
+        zip(
+            [
+                "etcd",
+                "etcd-peer",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kwok",
+            ],
+            pick_ports(6),
+            strict=True,
+        )
+    )
     etcd_data = tempfile.mkdtemp(prefix="nbctl-etcd-")
     api = f"https://127.0.0.1:{ports['kube-apiserver']}"
     etcd_url = f"https://127.0.0.1:{ports['etcd']}"
@@ -528,79 +683,134 @@ def new_state(bins: Path) -> dict:
     c = CLUSTER
     comps = {
         "etcd": {
-            "port": ports["etcd"], "extra_ports": [ports["etcd-peer"]], "health": f"{etcd_url}/health",
-            "argv": [str(bins / "etcd"), "--name=nbctl", f"--data-dir={etcd_data}",
-                     f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-                     f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-                     f"--initial-cluster=nbctl={peer_url}", "--initial-cluster-state=new",
-                     f"--cert-file={PKI / 'etcd-server.crt'}", f"--key-file={PKI / 'etcd-server.key'}",
-                     f"--trusted-ca-file={PKI / 'etcd-ca.crt'}", "--client-cert-auth=true",
-                     "--unsafe-no-fsync=true", "--quota-backend-bytes=8589934592",
-                     "--log-level=warn"],
+            "port": ports["etcd"],
+            "extra_ports": [ports["etcd-peer"]],
+            "health": f"{etcd_url}/health",
+            "argv": [
+                str(bins / "etcd"),
+                "--name=nbctl",
+                f"--data-dir={etcd_data}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=nbctl={peer_url}",
+                "--initial-cluster-state=new",
+                f"--cert-file={PKI / 'etcd-server.crt'}",
+                f"--key-file={PKI / 'etcd-server.key'}",
+                f"--trusted-ca-file={PKI / 'etcd-ca.crt'}",
+                "--client-cert-auth=true",
+                "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=8589934592",
+                "--log-level=warn",
+            ],
         },
         "kube-apiserver": {
-            "port": ports["kube-apiserver"], "health": f"{api}/readyz",
-            "argv": [str(bins / "kube-apiserver"),
-                     "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                     f"--secure-port={ports['kube-apiserver']}",
-                     f"--etcd-servers={etcd_url}", f"--etcd-cafile={PKI / 'etcd-ca.crt'}",
-                     f"--etcd-certfile={PKI / 'etcd-client.crt'}", f"--etcd-keyfile={PKI / 'etcd-client.key'}",
-                     f"--tls-cert-file={PKI / 'apiserver.crt'}", f"--tls-private-key-file={PKI / 'apiserver.key'}",
-                     f"--client-ca-file={PKI / 'ca.crt'}",
-                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                     f"--service-account-key-file={PKI / 'sa.pub'}",
-                     f"--service-account-signing-key-file={PKI / 'sa.key'}",
-                     f"--service-cluster-ip-range={SERVICE_CIDR}",
-                     "--authorization-mode=Node,RBAC", "--allow-privileged=true",
-                     # 127.0.0.1 is not a valid Endpoints address; nothing routes to the service anyway.
-                     "--endpoint-reconciler-type=none",
-                     f"--audit-policy-file={c / 'audit-policy.yaml'}", f"--audit-log-path={c / 'audit.log'}",
-                     "--audit-log-maxsize=0", "--profiling=false", "--v=1"],
+            "port": ports["kube-apiserver"],
+            "health": f"{api}/readyz",
+            "argv": [
+                str(bins / "kube-apiserver"),
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports['kube-apiserver']}",
+                f"--etcd-servers={etcd_url}",
+                f"--etcd-cafile={PKI / 'etcd-ca.crt'}",
+                f"--etcd-certfile={PKI / 'etcd-client.crt'}",
+                f"--etcd-keyfile={PKI / 'etcd-client.key'}",
+                f"--tls-cert-file={PKI / 'apiserver.crt'}",
+                f"--tls-private-key-file={PKI / 'apiserver.key'}",
+                f"--client-ca-file={PKI / 'ca.crt'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={PKI / 'sa.pub'}",
+                f"--service-account-signing-key-file={PKI / 'sa.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                # 127.0.0.1 is not a valid Endpoints address; nothing routes to the service anyway.
+                "--endpoint-reconciler-type=none",
+                f"--audit-policy-file={c / 'audit-policy.yaml'}",
+                f"--audit-log-path={c / 'audit.log'}",
+                "--audit-log-maxsize=0",
+                "--profiling=false",
+                "--v=1",
+            ],
         },
         "kube-controller-manager": {
             "port": ports["kube-controller-manager"],
             "health": f"https://127.0.0.1:{ports['kube-controller-manager']}/healthz",
-            "argv": [str(bins / "kube-controller-manager"),
-                     f"--kubeconfig={c / 'kube-controller-manager.kubeconfig'}",
-                     f"--authentication-kubeconfig={c / 'kube-controller-manager.kubeconfig'}",
-                     f"--authorization-kubeconfig={c / 'kube-controller-manager.kubeconfig'}",
-                     "--bind-address=127.0.0.1", f"--secure-port={ports['kube-controller-manager']}",
-                     f"--service-account-private-key-file={PKI / 'sa.key'}", f"--root-ca-file={PKI / 'ca.crt'}",
-                     f"--cluster-signing-cert-file={PKI / 'ca.crt'}",
-                     f"--cluster-signing-key-file={PKI / 'ca.key'}",
-                     "--use-service-account-credentials=true", "--leader-elect=false",
-                     f"--service-cluster-ip-range={SERVICE_CIDR}", "--controllers=*",
-                     "--concurrent-gc-syncs=5", "--v=1"],
+            "argv": [
+                str(bins / "kube-controller-manager"),
+                f"--kubeconfig={c / 'kube-controller-manager.kubeconfig'}",
+                f"--authentication-kubeconfig={c / 'kube-controller-manager.kubeconfig'}",
+                f"--authorization-kubeconfig={c / 'kube-controller-manager.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['kube-controller-manager']}",
+                f"--service-account-private-key-file={PKI / 'sa.key'}",
+                f"--root-ca-file={PKI / 'ca.crt'}",
+                f"--cluster-signing-cert-file={PKI / 'ca.crt'}",
+                f"--cluster-signing-key-file={PKI / 'ca.key'}",
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--controllers=*",
+                "--concurrent-gc-syncs=5",
+                "--v=1",
+            ],
         },
         "kube-scheduler": {
             "port": ports["kube-scheduler"],
             "health": f"https://127.0.0.1:{ports['kube-scheduler']}/healthz",
-            "argv": [str(bins / "kube-scheduler"), f"--config={c / 'kube-scheduler.yaml'}",
-                     f"--authentication-kubeconfig={c / 'kube-scheduler.kubeconfig'}",
-                     f"--authorization-kubeconfig={c / 'kube-scheduler.kubeconfig'}",
-                     "--bind-address=127.0.0.1", f"--secure-port={ports['kube-scheduler']}", "--v=1"],
+            "argv": [
+                str(bins / "kube-scheduler"),
+                f"--config={c / 'kube-scheduler.yaml'}",
+                f"--authentication-kubeconfig={c / 'kube-scheduler.kubeconfig'}",
+                f"--authorization-kubeconfig={c / 'kube-scheduler.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['kube-scheduler']}",
+                "--v=1",
+            ],
         },
         "kwok": {
-            "port": ports["kwok"], "health": f"http://127.0.0.1:{ports['kwok']}/healthz",
-            "argv": [str(bins / "kwok"), f"--kubeconfig={c / 'kwok.kubeconfig'}",
-                     f"--config={c / 'kwok.yaml'}", "--manage-all-nodes=false",
-                     f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-                     f"--server-address=127.0.0.1:{ports['kwok']}", "--node-ip=127.0.0.1"],
+            "port": ports["kwok"],
+            "health": f"http://127.0.0.1:{ports['kwok']}/healthz",
+            "argv": [
+                str(bins / "kwok"),
+                f"--kubeconfig={c / 'kwok.kubeconfig'}",
+                f"--config={c / 'kwok.yaml'}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+                f"--server-address=127.0.0.1:{ports['kwok']}",
+                "--node-ip=127.0.0.1",
+            ],
         },
     }
     for name, comp in comps.items():
         comp["log"] = str(LOGS / f"{name}.log")
         comp["pid"] = None
-    return {"key": key, "bin_dir": str(bins), "etcd_data_dir": etcd_data, "api": api,
-            "ports": ports, "components": comps, "created": time.time()}
+    return {
+        "key": key,
+        "bin_dir": str(bins),
+        "etcd_data_dir": etcd_data,
+        "api": api,
+        "ports": ports,
+        "components": comps,
+        "created": time.time(),
+    }
 
 
 # --------------------------------------------------------------------------- kubectl helpers
 
 
-def kubectl(state: dict, *args: str, input_: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(Path(state["bin_dir"]) / "kubectl"), f"--kubeconfig={KUBECONFIG}", *args],
-                          input=input_, capture_output=True, text=True, timeout=60)
+def kubectl(
+    state: dict, *args: str, input_: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [str(Path(state["bin_dir"]) / "kubectl"), f"--kubeconfig={KUBECONFIG}", *args],
+        input=input_,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if check and proc.returncode != 0:
         raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc
@@ -611,8 +821,10 @@ def wait_for(what: str, fn, timeout: float, state: dict) -> None:
     while time.time() < deadline:
         for name, comp in state["components"].items():
             if not pid_is(comp["pid"], comp["argv"][0]):
-                raise ClusterError(f"component {name} died while waiting for {what}\n"
-                                   f"--- last 20 lines of {name} log ---\n{log_tail(Path(comp['log']))}")
+                raise ClusterError(
+                    f"component {name} died while waiting for {what}\n"
+                    f"--- last 20 lines of {name} log ---\n{log_tail(Path(comp['log']))}"
+                )
         if fn():
             return
         time.sleep(1)
@@ -624,8 +836,14 @@ def nodes_ready(state: dict) -> bool:
     if out.returncode != 0:
         return False
     items = json.loads(out.stdout)["items"]
-    ready = {n["metadata"]["name"] for n in items
-             if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))}
+    ready = {
+        n["metadata"]["name"]
+        for n in items
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in n["status"].get("conditions", [])
+        )
+    }
     return all(n["metadata"]["name"] in ready for n in FAKE_NODES)
 
 
@@ -659,13 +877,21 @@ def cmd_up() -> None:
         if state:
             alive = running_components(state)
             stopped = [n for n, c in state["components"].items() if c.get("stopped")]
-            if all(alive.values()) and state.get("key") == bins.parent.name and healthy(state, "kube-apiserver"):
+            if (
+                all(alive.values())
+                and state.get("key") == bins.parent.name
+                and healthy(state, "kube-apiserver")
+            ):
                 say(f"already up ({state['api']}); KUBECONFIG={KUBECONFIG}")
                 return
             dead = [n for n, ok in alive.items() if not ok]
-            reason = (f"components not running: {', '.join(dead)}" if dead
-                      else "binaries changed" if state.get("key") != bins.parent.name
-                      else "apiserver unhealthy")
+            reason = (
+                f"components not running: {', '.join(dead)}"
+                if dead
+                else "binaries changed"
+                if state.get("key") != bins.parent.name
+                else "apiserver unhealthy"
+            )
             if stopped and set(dead) <= set(stopped):
                 reason += " (stopped with stop-component)"
             say(f"stale cluster detected ({reason}); tearing it down and starting fresh")
@@ -707,7 +933,8 @@ def start_all(state: dict, bins: Path) -> None:
         f"export ETCDCTL_ENDPOINTS=https://127.0.0.1:{state['ports']['etcd']}\n"
         f"export ETCDCTL_CACERT={PKI / 'etcd-ca.crt'}\n"
         f"export ETCDCTL_CERT={PKI / 'etcd-client.crt'}\n"
-        f"export ETCDCTL_KEY={PKI / 'etcd-client.key'}\n")
+        f"export ETCDCTL_KEY={PKI / 'etcd-client.key'}\n"
+    )
     (CLUSTER / "env").write_text(env_text(bins))
 
     for name in COMPONENTS:
@@ -716,12 +943,25 @@ def start_all(state: dict, bins: Path) -> None:
             wait_healthy(state, name)
     for name in COMPONENTS[2:]:
         wait_healthy(state, name)
-    kubectl(state, "apply", "-f", "-", input_=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                          "items": FAKE_NODES}))
+    kubectl(
+        state,
+        "apply",
+        "-f",
+        "-",
+        input_=json.dumps({"apiVersion": "v1", "kind": "List", "items": FAKE_NODES}),
+    )
     wait_for("fake nodes to become Ready", lambda: nodes_ready(state), START_TIMEOUT, state)
-    wait_for("the default service account",
-             lambda: kubectl(state, "-n", "default", "get", "serviceaccount", "default",
-                             check=False).returncode == 0, START_TIMEOUT, state)
+    wait_for(
+        "the default service account",
+        lambda: (
+            kubectl(
+                state, "-n", "default", "get", "serviceaccount", "default", check=False
+            ).returncode
+            == 0
+        ),
+        START_TIMEOUT,
+        state,
+    )
     (CLUSTER / "READY").write_text(f"{state['api']}\n")
 
 
@@ -748,8 +988,11 @@ def cmd_status() -> int:
         alive = pid_is(comp.get("pid"), comp["argv"][0])
         health = healthy(state, name) if alive else False
         ok &= alive and health
-        status = "healthy" if health else ("running, unhealthy" if alive else
-                                           ("stopped" if comp.get("stopped") else "DEAD"))
+        status = (
+            "healthy"
+            if health
+            else ("running, unhealthy" if alive else ("stopped" if comp.get("stopped") else "DEAD"))
+        )
         print(f"  {name:<24} pid={comp.get('pid')!s:<8} 127.0.0.1:{comp['port']:<6} {status}")
     if ok:
         out = kubectl(state, "get", "nodes", check=False)
@@ -811,8 +1054,10 @@ def main(argv: list[str]) -> int:
                 raise ClusterError(f"{cmd} needs one of: {', '.join(COMPONENTS)}")
             (cmd_stop_component if cmd == "stop-component" else cmd_start_component)(args[0])
         else:
-            raise ClusterError(f"unknown command {cmd!r}; try build|up|down|status|env|bin-dir|"
-                               "stop-component NAME|start-component NAME")
+            raise ClusterError(
+                f"unknown command {cmd!r}; try build|up|down|status|env|bin-dir|"
+                "stop-component NAME|start-component NAME"
+            )
     except ClusterError as e:
         first, _, rest = str(e).partition("\n")
         print(f"cluster {cmd}: error: {first}", file=sys.stderr)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The full test run (`make test`, CI): venv, local cluster (built on first use), pytest.
+# Extra arguments go to pytest, e.g. `hack/test.sh tests/cluster -k gpu`.
+# A cluster already reachable through $KUBECONFIG is reused; otherwise the local one is
+# started and, if this script started it, stopped again at the end (set KEEP_CLUSTER=1 to keep it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+venv=${VENV:-.venv}
+if [ ! -x "$venv/bin/python" ] || [ ! -e "$venv/.installed" ] || [ pyproject.toml -nt "$venv/.installed" ]; then
+  hack/bootstrap-python.sh "$venv"
+fi
+
+started=0
+reachable() {
+  local kubectl
+  kubectl="$(hack/cluster.sh bin-dir)/kubectl"
+  [ -x "$kubectl" ] || kubectl=$(command -v kubectl || true)
+  [ -n "$kubectl" ] && timeout 20 "$kubectl" --kubeconfig="$1" get --raw=/readyz >/dev/null 2>&1
+}
+if [ -n "${KUBECONFIG:-}" ] && [ -f "${KUBECONFIG%%:*}" ] && reachable "${KUBECONFIG%%:*}"; then
+  echo "test: using the cluster from KUBECONFIG=$KUBECONFIG" >&2
+else
+  if ! hack/cluster.sh status >/dev/null 2>&1; then
+    started=1
+  fi
+  hack/cluster.sh up
+  export KUBECONFIG="$PWD/.cluster/kubeconfig"
+fi
+
+cleanup() {
+  if [ "$started" = 1 ] && [ "${KEEP_CLUSTER:-0}" != 1 ]; then
+    hack/cluster.sh down || true
+  fi
+}
+trap cleanup EXIT
+
+"$venv/bin/python" -m pytest tests -q -ra "$@"

@@ -1,0 +1,76 @@
+"""Root fixtures: a real Kubernetes cluster and a throw-away namespace per test.
+
+``cluster`` (session): reuses the cluster ``$KUBECONFIG`` points at when it is set and
+reachable (fast local iteration), otherwise runs ``hack/cluster.sh up`` (which builds the
+binaries on a brand-new machine) and leaves the cluster running for the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.kube import Cluster, external_cluster, local_cluster, wait_for
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "cluster: needs a real Kubernetes control plane (the `cluster` fixture)"
+    )
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    found = external_cluster()
+    if found is not None:
+        return found
+    c = local_cluster()
+    os.environ["KUBECONFIG"] = str(c.kubeconfig)  # for clients created later in this session
+    return c
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace, deleted (and waited for) after the test."""
+    base = request.node.name.lower().replace("_", "-")
+    base = "".join(ch for ch in base if ch.isalnum() or ch == "-")[:40].strip("-") or "test"
+    name = f"t-{base}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("label", "namespace", name, "nbctl-test=true")
+    # pods need the namespace's default service account (created by the controller-manager)
+    wait_for(
+        lambda: cluster.kubectl("-n", name, "get", "sa", "default", check=False).returncode == 0,
+        timeout=60,
+        message=f"default service account in {name}",
+    )
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+    wait_for(
+        lambda: cluster.kubectl("get", "namespace", name, check=False).returncode != 0,
+        timeout=120,
+        message=f"namespace {name} to be deleted",
+    )
+
+
+def _api_client(cluster: Cluster) -> Any:
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=str(cluster.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def core_v1(cluster: Cluster) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(_api_client(cluster))
+
+
+@pytest.fixture(scope="session")
+def apps_v1(cluster: Cluster) -> Any:
+    from kubernetes import client
+
+    return client.AppsV1Api(_api_client(cluster))
