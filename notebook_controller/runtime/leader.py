@@ -1,0 +1,199 @@
+"""Leader election on a coordination.k8s.io/v1 Lease, with client-go's rules.
+
+Expiry is judged on our own monotonic clock: a lease is free once its record has not changed for
+its leaseDurationSeconds since we first observed that record, whatever the other side's wall clock
+says. The leader renews every `retry_period`; if it cannot renew for `renew_deadline` (shorter
+than the lease, so it stops before anyone else may start) leadership is lost. Every lease call is
+bounded by `request_timeout`, shorter than the renew deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import aiohttp
+import structlog
+
+from notebook_controller.runtime import metrics
+from notebook_controller.runtime.clock import Clock, MonotonicClock
+from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
+
+log = structlog.get_logger(__name__)
+
+JsonDict = dict[str, Any]
+LEASE = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
+_JITTER = 1.2
+_CALL_ERRORS = (ApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError)
+
+
+class LeadershipLost(Exception):
+    """The lease could not be renewed in time, or someone else holds it now."""
+
+
+@dataclass(frozen=True)
+class LeaderElectionConfig:
+    lease_name: str
+    lease_namespace: str
+    identity: str
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    request_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.lease_duration > self.renew_deadline:
+            raise ValueError("lease_duration must be longer than renew_deadline")
+        if not self.renew_deadline > _JITTER * self.retry_period:
+            raise ValueError("renew_deadline must be longer than 1.2 * retry_period")
+        if not 0 < self.request_timeout < self.renew_deadline:
+            raise ValueError("request_timeout must be positive and shorter than renew_deadline")
+
+
+def micro_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        client: KubeClient,
+        config: LeaderElectionConfig,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self._clock = clock or MonotonicClock()
+        self._rng = rng or random.Random()
+        self._observed_spec: JsonDict | None = None
+        self._observed_at = 0.0
+        self._lease: JsonDict | None = None
+        self.is_leader = False
+        self._status = metrics.LEADER_ELECTION_STATUS.labels(config.lease_name)
+        self._log = log.bind(
+            lease=f"{config.lease_namespace}/{config.lease_name}", identity=config.identity
+        )
+
+    async def acquire(self) -> None:
+        """Return once this process holds the lease."""
+        self._log.info("waiting for leadership")
+        while not await self._try_acquire_or_renew():
+            await self._clock.sleep(self.config.retry_period * (1 + self._rng.random() * _JITTER))
+        self.is_leader = True
+        self._status.set(1)
+        self._log.info("became leader")
+
+    async def hold(self) -> NoReturn:
+        """Renew the lease until that fails for `renew_deadline`; then raise LeadershipLost."""
+        last_renewed = self._clock.now()
+        while True:
+            await self._clock.sleep(self.config.retry_period)
+            while not await self._try_acquire_or_renew():
+                if self._held_by_other():
+                    self._lost(f"lease taken by {self._observed_holder()}")
+                if self._clock.now() - last_renewed >= self.config.renew_deadline:
+                    self._lost("could not renew the lease within the renew deadline")
+                await self._clock.sleep(self.config.retry_period)
+            last_renewed = self._clock.now()
+
+    async def release(self) -> None:
+        """Give the lease up so a successor needn't wait for it to expire."""
+        if not self.is_leader or self._lease is None:
+            return
+        self.is_leader = False
+        self._status.set(0)
+        now = micro_time(datetime.now(UTC))
+        lease = dict(self._lease)
+        lease["spec"] = {
+            **lease.get("spec", {}),
+            "holderIdentity": None,
+            "leaseDurationSeconds": 1,
+            "acquireTime": now,
+            "renewTime": now,
+        }
+        try:
+            async with asyncio.timeout(self.config.request_timeout):
+                await self.client.update(
+                    LEASE, self.config.lease_namespace, self.config.lease_name, lease
+                )
+            self._log.info("released the lease")
+        except _CALL_ERRORS as error:
+            self._log.warning("could not release the lease", error=repr(error))
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _lost(self, why: str) -> NoReturn:
+        self.is_leader = False
+        self._status.set(0)
+        self._log.error("lost leadership", reason=why)
+        raise LeadershipLost(why)
+
+    def _observed_holder(self) -> str:
+        return str((self._observed_spec or {}).get("holderIdentity") or "")
+
+    def _held_by_other(self) -> bool:
+        holder = self._observed_holder()
+        return bool(holder) and holder != self.config.identity
+
+    def _observed_valid(self) -> bool:
+        duration = float((self._observed_spec or {}).get("leaseDurationSeconds") or 0)
+        return self._observed_at + duration > self._clock.now()
+
+    def _observe(self, lease: JsonDict) -> None:
+        spec = lease.get("spec") or {}
+        if spec != self._observed_spec:
+            self._observed_spec = spec
+            self._observed_at = self._clock.now()
+        self._lease = lease
+
+    async def _try_acquire_or_renew(self) -> bool:
+        try:
+            async with asyncio.timeout(self.config.request_timeout):
+                return await self._acquire_or_renew_once()
+        except _CALL_ERRORS as error:
+            if isinstance(error, ApiError) and error.is_conflict:
+                self._log.debug("lease changed under us", error=str(error))
+            else:
+                self._log.warning("lease call failed", error=repr(error))
+            return False
+
+    async def _acquire_or_renew_once(self) -> bool:
+        config = self.config
+        now = micro_time(datetime.now(UTC))
+        desired = {
+            "holderIdentity": config.identity,
+            "leaseDurationSeconds": round(config.lease_duration),
+            "acquireTime": now,
+            "renewTime": now,
+            "leaseTransitions": 0,
+        }
+        lease = await self.client.get(LEASE, config.lease_namespace, config.lease_name)
+        if lease is None:
+            body = {
+                "apiVersion": LEASE.api_version,
+                "kind": LEASE.kind,
+                "metadata": {"name": config.lease_name, "namespace": config.lease_namespace},
+                "spec": desired,
+            }
+            self._observe(await self.client.create(LEASE, config.lease_namespace, body))
+            return True
+        self._observe(lease)
+        spec = lease.get("spec") or {}
+        held_by_us = spec.get("holderIdentity") == config.identity
+        if self._held_by_other() and self._observed_valid():
+            return False
+        if held_by_us:
+            desired["acquireTime"] = spec.get("acquireTime") or now
+            desired["leaseTransitions"] = spec.get("leaseTransitions") or 0
+        else:
+            desired["leaseTransitions"] = (spec.get("leaseTransitions") or 0) + 1
+        updated = await self.client.update(
+            LEASE, config.lease_namespace, config.lease_name, {**lease, "spec": desired}
+        )
+        self._observe(updated)
+        return True

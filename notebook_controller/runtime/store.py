@@ -1,0 +1,132 @@
+"""In-memory cache of raw objects keyed by (namespace, name), with secondary indexes."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+JsonDict = dict[str, Any]
+Key = tuple[str, str]
+Indexer = Callable[[JsonDict], list[str]]
+
+INDEX_CONTROLLER_UID = "controller-uid"
+
+
+def object_key(obj: Mapping[str, Any]) -> Key:
+    metadata = obj.get("metadata", {})
+    return metadata.get("namespace", ""), metadata["name"]
+
+
+def controller_owner(obj: Mapping[str, Any]) -> JsonDict | None:
+    """The ownerReference with controller=true, if any."""
+    for reference in obj.get("metadata", {}).get("ownerReferences", []) or []:
+        if reference.get("controller"):
+            return dict(reference)
+    return None
+
+
+def controller_uid_indexer(obj: JsonDict) -> list[str]:
+    owner = controller_owner(obj)
+    return [owner["uid"]] if owner and owner.get("uid") else []
+
+
+def label_indexer(label: str) -> Indexer:
+    """Index objects by the value of one label (objects without the label are not indexed)."""
+
+    def index(obj: JsonDict) -> list[str]:
+        value = (obj.get("metadata", {}).get("labels") or {}).get(label)
+        return [value] if value is not None else []
+
+    return index
+
+
+class Store:
+    def __init__(self, indexers: Mapping[str, Indexer] | None = None) -> None:
+        self._objects: dict[Key, JsonDict] = {}
+        self._indexers: dict[str, Indexer] = {INDEX_CONTROLLER_UID: controller_uid_indexer}
+        self._indexers.update(indexers or {})
+        self._indexes: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
+
+    def get(self, namespace: str | None, name: str) -> JsonDict | None:
+        return self._objects.get((namespace or "", name))
+
+    def list(self, namespace: str | None = None) -> builtins.list[JsonDict]:
+        if namespace is None:
+            return list(self._objects.values())
+        return [obj for (ns, _), obj in self._objects.items() if ns == namespace]
+
+    def keys(self, namespace: str | None = None) -> set[Key]:
+        return {key for key in self._objects if namespace is None or key[0] == namespace}
+
+    def by_index(self, index_name: str, value: str) -> builtins.list[JsonDict]:
+        keys = self._indexes[index_name].get(value, set())
+        return [self._objects[key] for key in sorted(keys)]
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def upsert(self, obj: JsonDict) -> JsonDict | None:
+        """Store `obj`; return the object it replaced."""
+        key = object_key(obj)
+        old = self._objects.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        self._objects[key] = obj
+        self._index(key, obj)
+        return old
+
+    def delete(self, key: Key) -> JsonDict | None:
+        old = self._objects.pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
+        return old
+
+    def _index(self, key: Key, obj: JsonDict) -> None:
+        for name, indexer in self._indexers.items():
+            for value in indexer(obj):
+                self._indexes[name].setdefault(value, set()).add(key)
+
+    def _unindex(self, key: Key, obj: JsonDict) -> None:
+        for name, indexer in self._indexers.items():
+            index = self._indexes[name]
+            for value in indexer(obj):
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+
+
+def diff_listing(
+    cached: Mapping[Key, JsonDict], listed: Iterable[JsonDict]
+) -> tuple[list[JsonDict], list[tuple[JsonDict, JsonDict]], list[JsonDict]]:
+    """Compare a fresh listing with the cache: (added, updated as (old, new), deleted)."""
+    added: list[JsonDict] = []
+    updated: list[tuple[JsonDict, JsonDict]] = []
+    deleted: list[JsonDict] = []
+    seen: set[Key] = set()
+    for obj in listed:
+        key = object_key(obj)
+        seen.add(key)
+        old = cached.get(key)
+        if old is None:
+            added.append(obj)
+        elif _uid(old) != _uid(obj):
+            # Deleted and re-created under the same name while we weren't watching.
+            deleted.append(old)
+            added.append(obj)
+        elif _resource_version(old) != _resource_version(obj):
+            updated.append((old, obj))
+    deleted += [obj for key, obj in cached.items() if key not in seen]
+    return added, updated, deleted
+
+
+def _uid(obj: Mapping[str, Any]) -> str | None:
+    uid = obj.get("metadata", {}).get("uid")
+    return str(uid) if uid is not None else None
+
+
+def _resource_version(obj: Mapping[str, Any]) -> str | None:
+    version = obj.get("metadata", {}).get("resourceVersion")
+    return str(version) if version is not None else None

@@ -1,0 +1,198 @@
+"""A work-queue of keys with client-go's semantics.
+
+- A key waiting in the queue is not added twice (`dirty`).
+- A key being processed is never handed to a second worker; re-added meanwhile, it is queued
+  again when the first worker calls `done`.
+- `add_after` keeps the earliest time when a key is already waiting for a delay.
+- `add_rate_limited` asks the rate limiter for the delay (per-key backoff and a global bucket);
+  `forget` ends a key's failure streak.
+- After `shut_down` adds are ignored, delayed keys are dropped, keys already queued are still
+  handed out, then `get` raises `ShutDown`. `shut_down_with_drain` also waits for keys in
+  processing to be done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from notebook_controller.runtime import metrics
+from notebook_controller.runtime.clock import Clock, MonotonicClock
+from notebook_controller.runtime.ratelimit import RateLimiter, default_controller_rate_limiter
+
+K = TypeVar("K", bound=Hashable)
+
+
+class ShutDown(Exception):
+    """The queue is shut down and empty: a worker should exit."""
+
+
+class WorkQueue(Generic[K]):
+    def __init__(
+        self,
+        name: str,
+        rate_limiter: RateLimiter | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.name = name
+        self._clock = clock or MonotonicClock()
+        self._rate_limiter = rate_limiter or default_controller_rate_limiter(self._clock)
+        self._queue: deque[K] = deque()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        # Delayed keys: the earliest ready time per key, and a heap that may hold stale entries.
+        self._ready_at: dict[K, float] = {}
+        self._delayed: list[tuple[float, int, K]] = []
+        self._order = itertools.count()
+        self._added_at: dict[K, float] = {}
+        self._started_at: dict[K, float] = {}
+        self._shutting_down = False
+        self._changed = asyncio.Event()
+        self._depth = metrics.WORKQUEUE_DEPTH.labels(name)
+        self._adds = metrics.WORKQUEUE_ADDS.labels(name)
+        self._retries = metrics.WORKQUEUE_RETRIES.labels(name)
+        self._queue_duration = metrics.WORKQUEUE_QUEUE_DURATION.labels(name)
+        self._work_duration = metrics.WORKQUEUE_WORK_DURATION.labels(name)
+
+    # --- adding ---------------------------------------------------------------------------
+
+    def add(self, key: K) -> None:
+        if self._shutting_down or key in self._dirty:
+            return
+        self._adds.inc()
+        self._dirty.add(key)
+        self._added_at.setdefault(key, self._clock.now())
+        if key in self._processing:
+            return
+        self._push(key)
+
+    def add_after(self, key: K, delay: float) -> None:
+        if self._shutting_down:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        ready_at = self._clock.now() + delay
+        if key in self._ready_at and self._ready_at[key] <= ready_at:
+            return
+        self._ready_at[key] = ready_at
+        heapq.heappush(self._delayed, (ready_at, next(self._order), key))
+        self._notify()
+
+    def add_rate_limited(self, key: K) -> None:
+        self._retries.inc()
+        self.add_after(key, self._rate_limiter.when(key))
+
+    def forget(self, key: K) -> None:
+        self._rate_limiter.forget(key)
+
+    def num_requeues(self, key: K) -> int:
+        return self._rate_limiter.num_requeues(key)
+
+    # --- processing -----------------------------------------------------------------------
+
+    async def get(self) -> K:
+        """The next key to process; the caller must call `done(key)` afterwards (in `finally`)."""
+        while True:
+            self._promote_due()
+            if self._queue:
+                return self._pop()
+            if self._shutting_down:
+                raise ShutDown(self.name)
+            next_ready = self._delayed[0][0] if self._delayed else None
+            await self._wait_for_change(
+                None if next_ready is None else next_ready - self._clock.now()
+            )
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        started = self._started_at.pop(key, None)
+        if started is not None:
+            self._work_duration.observe(self._clock.now() - started)
+        if key in self._dirty:
+            self._push(key)
+        elif not self._processing:
+            self._notify()
+
+    # --- shutting down --------------------------------------------------------------------
+
+    def shut_down(self) -> None:
+        self._shutting_down = True
+        self._ready_at.clear()
+        self._delayed.clear()
+        self._notify()
+
+    async def shut_down_with_drain(self) -> None:
+        """Shut down, then wait until every key handed out has been marked done."""
+        self.shut_down()
+        while self._processing:
+            await self._wait_for_change(None)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
+    def __len__(self) -> int:
+        """Keys ready to be handed out (delayed keys not included)."""
+        return len(self._queue)
+
+    @property
+    def processing(self) -> frozenset[K]:
+        return frozenset(self._processing)
+
+    @property
+    def delayed(self) -> int:
+        return len(self._ready_at)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _push(self, key: K) -> None:
+        self._queue.append(key)
+        self._depth.set(len(self._queue))
+        self._notify()
+
+    def _pop(self) -> K:
+        key = self._queue.popleft()
+        self._depth.set(len(self._queue))
+        self._processing.add(key)
+        self._dirty.discard(key)
+        now = self._clock.now()
+        self._started_at[key] = now
+        added = self._added_at.pop(key, None)
+        if added is not None:
+            self._queue_duration.observe(now - added)
+        return key
+
+    def _promote_due(self) -> None:
+        now = self._clock.now()
+        while self._delayed and self._delayed[0][0] <= now:
+            ready_at, _, key = heapq.heappop(self._delayed)
+            if self._ready_at.get(key) == ready_at:
+                del self._ready_at[key]
+                self.add(key)
+
+    def _notify(self) -> None:
+        """Wake every waiter: they re-check the state (a broadcast, like sync.Cond)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _wait_for_change(self, max_wait: float | None) -> None:
+        changed = self._changed.wait()
+        if max_wait is None:
+            await changed
+            return
+        waiters = {
+            asyncio.ensure_future(changed),
+            asyncio.ensure_future(self._clock.sleep(max_wait)),
+        }
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
