@@ -1,0 +1,75 @@
+"""Command line: `notebook-controller run` (also `python -m notebook_controller run`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from notebook_controller.logging import configure_logging
+from notebook_controller.runtime.kube import KubeClient
+from notebook_controller.runtime.leader import LeaderElectionConfig, LeadershipLost
+from notebook_controller.runtime.manager import Manager
+from notebook_controller.settings import Settings, build_parser
+
+log = structlog.get_logger(__name__)
+
+Build = Callable[[Manager, KubeClient, Settings], None]
+
+EXIT_OK = 0
+EXIT_LEADERSHIP_LOST = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="notebook-controller")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_parser(commands.add_parser("run", help="run the controller"))
+    args = parser.parse_args(argv)
+    if args.command != "run":
+        return EXIT_USAGE
+    settings = Settings.from_sources(vars(args), os.environ)
+    configure_logging(settings.log_format, settings.log_level)
+    return asyncio.run(run(settings))
+
+
+async def run(settings: Settings, build: Build | None = None) -> int:
+    """Run a manager whose informers and controllers `build` registers (default: the wiring)."""
+    if build is None:
+        from notebook_controller import wiring
+
+        build = wiring.build
+    client = await KubeClient.from_config(settings.kubeconfig)
+    async with client:
+        manager = Manager(
+            client,
+            health_address=settings.health_address,
+            leader_election=leader_election_config(settings),
+            graceful_shutdown_timeout=settings.graceful_shutdown_timeout,
+        )
+        build(manager, client, settings)
+        try:
+            await manager.run()
+        except LeadershipLost as lost:
+            log.error("exiting: leadership lost", reason=str(lost))
+            return EXIT_LEADERSHIP_LOST
+    return EXIT_OK
+
+
+def leader_election_config(settings: Settings) -> LeaderElectionConfig | None:
+    if not settings.leader_elect:
+        return None
+    return LeaderElectionConfig(
+        lease_name=settings.lease_name,
+        lease_namespace=settings.lease_namespace,
+        identity=f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+        lease_duration=settings.lease_duration,
+        renew_deadline=settings.renew_deadline,
+        retry_period=settings.retry_period,
+        request_timeout=min(5.0, settings.renew_deadline / 2),
+    )

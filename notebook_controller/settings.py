@@ -1,0 +1,119 @@
+"""One typed settings object, from flags, then `NBC_*` environment variables, then defaults.
+
+Every field is a flag `--field-name` and an environment variable `NBC_FIELD_NAME`; lists are
+comma-separated. Flags win over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "NBC_"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    kubeconfig: str | None = None
+    """Path to a kubeconfig; unset: in-cluster config, else $KUBECONFIG or ~/.kube/config."""
+    namespaces: list[str] = Field(default_factory=list)
+    """Namespaces to watch (comma-separated); empty: all namespaces."""
+    workers: int = Field(4, ge=1)
+    """Concurrent reconciles per controller."""
+    leader_elect: bool = False
+    """Run leader election so only one replica reconciles (the Deployment turns it on)."""
+    lease_name: str = "notebook-controller"
+    """Name of the coordination.k8s.io Lease used for leader election."""
+    lease_namespace: str = "default"
+    """Namespace of the Lease (default: the pod's namespace, else "default")."""
+    lease_duration: float = Field(15.0, gt=0)
+    """Seconds a lease stays valid without renewal: how long a successor waits after a crash."""
+    renew_deadline: float = Field(10.0, gt=0)
+    """Seconds the leader keeps retrying a renewal before giving up leadership."""
+    retry_period: float = Field(2.0, gt=0)
+    """Seconds between lease renewals and between acquisition attempts."""
+    health_address: str = "127.0.0.1:8081"
+    """host:port serving /healthz, /readyz and /metrics (in-cluster default 0.0.0.0:8081)."""
+    graceful_shutdown_timeout: float = Field(30.0, ge=0)
+    """Seconds to let in-flight reconciles finish after SIGTERM."""
+    log_format: Literal["json", "console"] = "json"
+    """json (default off a terminal) or console (default on a terminal)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level logged."""
+    external_url_base: str | None = None
+    """Base URL users reach notebooks at, for status.url (e.g. https://example.org)."""
+    jupyter_url_template: str | None = None
+    """URL template to reach a notebook's Jupyter server from the controller."""
+    idle_policy_configmap: str = "notebook-controller-idle-policy"
+    """ConfigMap holding the idle-reclaim policy (hot-reloaded)."""
+    idle_policy_namespace: str = "default"
+    """Namespace of the idle-policy ConfigMap (default: the pod's namespace, else "default")."""
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def load(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        flags = vars(build_parser().parse_args(list(argv or [])))
+        return cls.from_sources(flags, environ or {})
+
+    @classmethod
+    def from_sources(cls, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+        """Flags (only those given) over `NBC_*` variables over defaults."""
+        values: dict[str, Any] = _runtime_defaults(environ)
+        for name in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw:
+                values[name] = raw
+        values.update({name: value for name, value in flags.items() if name in cls.model_fields})
+        return cls.model_validate(values)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """One flag per settings field; an unset flag leaves the environment or default in force."""
+    parser = parser or argparse.ArgumentParser(prog="notebook-controller run")
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        env_help = f"{field.description or ''} [env {ENV_PREFIX}{name.upper()}]"
+        if field.annotation is bool:
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=env_help,
+            )
+        else:
+            parser.add_argument(flag, default=argparse.SUPPRESS, help=env_help)
+    return parser
+
+
+def _runtime_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Defaults that depend on where the process runs."""
+    in_cluster = bool(environ.get("KUBERNETES_SERVICE_HOST"))
+    namespace = _pod_namespace() or "default"
+    return {
+        "lease_namespace": namespace,
+        "idle_policy_namespace": namespace,
+        "health_address": "0.0.0.0:8081" if in_cluster else "127.0.0.1:8081",
+        "log_format": "console" if sys.stderr.isatty() else "json",
+    }
+
+
+def _pod_namespace() -> str | None:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
