@@ -1,0 +1,124 @@
+"""Does an object in the cache already hold what we would apply? (Zero writes when it does.)
+
+A server-side apply that changes nothing is still a write request, so every reconciler compares
+first. Two checks, both needed:
+
+1. `covers(desired, actual)`: every field we set is present with an equal value. The API server
+   adds defaults (imagePullPolicy, protocol, probe timeouts...) and normalizes quantities ("0.5"
+   becomes "500m", 30 becomes "30"), and other actors may add fields we don't own; none of that
+   is a difference. This catches someone editing or deleting a field we own.
+2. The hash of the desired object, stored in an annotation when we apply: catches a field we
+   used to set and no longer do (the user removed an env var from the template). A subset
+   check alone can't see a removal; server-side apply removes it when we apply again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+APPLIED_HASH_ANNOTATION: Final = "notebook.tensorstack.dev/applied-hash"
+
+# Items of these lists are matched by key, not position (the server keeps list-map items that
+# other field managers added, in an order of its choosing).
+_LIST_KEYS: Final = ("uid", "mountPath", "name", "containerPort", "type")
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)([a-zA-Z]*)$")
+_BINARY_SUFFIXES: Final = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL_SUFFIXES: Final = {
+    "n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18,
+}  # fmt: skip
+
+
+def parse_quantity(value: object) -> Decimal | None:
+    """A Kubernetes resource quantity as a number, or None if `value` isn't one."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    match = _QUANTITY.match(str(value).strip())
+    if match is None:
+        return None
+    number, suffix = match.groups()
+    try:
+        amount = Decimal(number)
+    except InvalidOperation:
+        return None
+    if suffix in _BINARY_SUFFIXES:
+        return amount * (Decimal(1024) ** _BINARY_SUFFIXES[suffix])
+    if suffix in _DECIMAL_SUFFIXES:
+        return amount.scaleb(_DECIMAL_SUFFIXES[suffix])
+    return None
+
+
+def _is_empty(value: object) -> bool:
+    # Go's omitempty drops these, so "" / false / 0 / {} / [] we send may come back absent.
+    return value is None or value == "" or value is False or value == 0 or value in ({}, [])
+
+
+def _equal_scalars(desired: object, actual: object) -> bool:
+    if desired == actual and type(desired) is type(actual):
+        return True
+    if isinstance(desired, bool) or isinstance(actual, bool):
+        return False
+    want, have = parse_quantity(desired), parse_quantity(actual)
+    return want is not None and want == have
+
+
+def _list_key(items: Sequence[Any]) -> str | None:
+    for key in _LIST_KEYS:
+        if items and all(isinstance(item, Mapping) and key in item for item in items):
+            return key
+    return None
+
+
+def _covers_list(desired: Sequence[Any], actual: Sequence[Any]) -> bool:
+    key = _list_key(desired)
+    if key is None:
+        return len(desired) == len(actual) and all(
+            covers(want, have) for want, have in zip(desired, actual, strict=True)
+        )
+    index = {item.get(key): item for item in actual if isinstance(item, Mapping)}
+    return all(item[key] in index and covers(item, index[item[key]]) for item in desired)
+
+
+def covers(desired: object, actual: object) -> bool:
+    """True when every field set in `desired` is in `actual` with a semantically equal value."""
+    if isinstance(desired, Mapping):
+        if not isinstance(actual, Mapping):
+            return _is_empty(desired) and actual is None
+        return all(
+            covers(value, actual[key]) if key in actual else _is_empty(value)
+            for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        if not isinstance(actual, list):
+            return _is_empty(desired) and actual is None
+        return _covers_list(desired, actual)
+    if actual is None:
+        return _is_empty(desired)
+    return _equal_scalars(desired, actual)
+
+
+def content_hash(obj: object) -> str:
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def with_applied_hash(desired: dict[str, Any]) -> dict[str, Any]:
+    """`desired` with the hash of itself in an annotation (what we apply)."""
+    metadata = dict(desired.get("metadata", {}))
+    annotations = dict(metadata.get("annotations", {}))
+    annotations[APPLIED_HASH_ANNOTATION] = content_hash(desired)
+    metadata["annotations"] = annotations
+    return {**desired, "metadata": metadata}
+
+
+def needs_apply(desired: dict[str, Any], actual: Mapping[str, Any] | None) -> bool:
+    """Whether applying `desired` (as returned by `with_applied_hash`) would change `actual`."""
+    if actual is None:
+        return True
+    comparable = {key: value for key, value in desired.items() if key not in ("apiVersion", "kind")}
+    return not covers(comparable, actual)
