@@ -197,9 +197,7 @@ class SSHStatus(_Model):
     protocol: str | None = None
     """Protocol of the SSH Service port (TCP)."""
 
-    last_ssh_client_activity: datetime | None = Field(
-        default=None, alias="lastSshClientActivity"
-    )
+    last_ssh_client_activity: datetime | None = Field(default=None, alias="lastSshClientActivity")
     """Last time an SSH client was seen connected."""
 
 
