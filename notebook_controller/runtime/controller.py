@@ -71,7 +71,7 @@ class Controller:
         self.name = name
         self.reconciler = reconciler
         self.workers = workers
-        self.queue: WorkQueue[Request] = queue or WorkQueue(name)
+        self.queue: WorkQueue[Request] = queue if queue is not None else WorkQueue(name)
         self.informers: list[Informer] = []
         self._log_key = log_key
         self._reconcile_total = {

@@ -38,8 +38,8 @@ class HealthServer:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/healthz", lambda _: self._checks(self.liveness))
-        app.router.add_get("/readyz", lambda _: self._checks(self.readiness))
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         return app
 
@@ -58,14 +58,20 @@ class HealthServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _checks(self, checks: Mapping[str, Check]) -> web.Response:
-        failing = [name for name, check in checks.items() if not check()]
-        if failing:
-            body = "".join(f"[-]{name} failed\n" for name in failing)
-            return web.Response(status=500, text=body)
-        return web.Response(text="ok")
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return _run_checks(self.liveness)
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        return _run_checks(self.readiness)
 
     async def _metrics(self, _: web.Request) -> web.Response:
         # Rendering the registry is CPU work on a few hundred series; cheap enough inline.
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _run_checks(checks: Mapping[str, Check]) -> web.Response:
+    failing = [name for name, check in checks.items() if not check()]
+    if failing:
+        return web.Response(status=500, text="".join(f"[-]{name} failed\n" for name in failing))
+    return web.Response(text="ok")

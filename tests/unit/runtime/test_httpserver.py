@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import uuid
+
+import aiohttp
+
+from notebook_controller.runtime.controller import Controller, Request, Result
+from notebook_controller.runtime.httpserver import HealthServer, parse_address
+from notebook_controller.runtime.workqueue import WorkQueue
+
+
+class Noop:
+    name = "noop"
+
+    async def reconcile(self, request: Request) -> Result:
+        return Result()
+
+
+async def fetch(server: HealthServer, path: str) -> tuple[int, str]:
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(f"http://127.0.0.1:{server.port}{path}") as response,
+    ):
+        return response.status, await response.text()
+
+
+async def test_readyz_fails_until_its_checks_pass() -> None:
+    synced = False
+    server = HealthServer("127.0.0.1:0", readiness={"informers-synced": lambda: synced})
+    await server.start()
+    try:
+        status, body = await fetch(server, "/readyz")
+        assert (status, body) == (500, "[-]informers-synced failed\n")
+        synced = True
+        assert await fetch(server, "/readyz") == (200, "ok")
+        assert await fetch(server, "/healthz") == (200, "ok")
+    finally:
+        await server.stop()
+
+
+async def test_metrics_exports_controller_runtime_names() -> None:
+    name = f"metrics-{uuid.uuid4().hex[:6]}"
+    controller = Controller(name, Noop(), queue=WorkQueue(name))
+    controller.queue.add(Request("ns", "a"))
+    await controller.reconcile_one(await controller.queue.get())
+    server = HealthServer("127.0.0.1:0")
+    await server.start()
+    try:
+        status, text = await fetch(server, "/metrics")
+    finally:
+        await server.stop()
+    assert status == 200
+    assert f'controller_runtime_reconcile_total{{controller="{name}",result="success"}} 1.0' in text
+    assert f'controller_runtime_reconcile_time_seconds_count{{controller="{name}"}} 1.0' in text
+    assert f'workqueue_adds_total{{name="{name}"}} 1.0' in text
+    assert f'workqueue_depth{{name="{name}"}} 0.0' in text
+    assert f'workqueue_queue_duration_seconds_count{{name="{name}"}} 1.0' in text
+    for family in ("controller_runtime_reconcile_errors_total", "workqueue_retries_total"):
+        assert f"# TYPE {family} counter" in text
+
+
+def test_parse_address() -> None:
+    assert parse_address("127.0.0.1:8081") == ("127.0.0.1", 8081)
+    assert parse_address(":9000") == ("0.0.0.0", 9000)
+    assert parse_address("[::1]:8081") == ("::1", 8081)

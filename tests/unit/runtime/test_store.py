@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from typing import Any
+
+from notebook_controller.runtime.store import (
+    INDEX_CONTROLLER_UID,
+    Store,
+    diff_listing,
+    label_indexer,
+    object_key,
+)
+
+
+def obj(
+    name: str,
+    *,
+    namespace: str = "ns",
+    rv: str = "1",
+    uid: str | None = None,
+    labels: dict[str, str] | None = None,
+    owner_uid: str | None = None,
+    controller: bool = True,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "resourceVersion": rv,
+        "uid": uid or f"uid-{name}",
+        "labels": labels or {},
+    }
+    if owner_uid:
+        metadata["ownerReferences"] = [
+            {"kind": "Notebook", "name": "owner", "uid": owner_uid, "controller": controller}
+        ]
+    return {"metadata": metadata}
+
+
+def test_get_and_list_by_namespace() -> None:
+    store = Store()
+    store.upsert(obj("a", namespace="x"))
+    store.upsert(obj("b", namespace="y"))
+    assert store.get("x", "a") is not None
+    assert store.get("y", "a") is None
+    assert [o["metadata"]["name"] for o in store.list("y")] == ["b"]
+    assert len(store.list()) == 2
+
+
+def test_controller_uid_index_ignores_non_controller_owners() -> None:
+    store = Store()
+    store.upsert(obj("a", owner_uid="u1"))
+    store.upsert(obj("b", owner_uid="u1", controller=False))
+    store.upsert(obj("c"))
+    assert [o["metadata"]["name"] for o in store.by_index(INDEX_CONTROLLER_UID, "u1")] == ["a"]
+
+
+def test_label_index_follows_label_changes_and_deletes() -> None:
+    store = Store({"by-app": label_indexer("app")})
+    store.upsert(obj("a", labels={"app": "one"}))
+    store.upsert(obj("b", labels={"app": "one"}))
+    store.upsert(obj("a", rv="2", labels={"app": "two"}))
+    assert [o["metadata"]["name"] for o in store.by_index("by-app", "one")] == ["b"]
+    assert [o["metadata"]["name"] for o in store.by_index("by-app", "two")] == ["a"]
+    store.delete(("ns", "b"))
+    assert store.by_index("by-app", "one") == []
+
+
+def test_upsert_returns_the_replaced_object() -> None:
+    store = Store()
+    assert store.upsert(obj("a")) is None
+    old = store.upsert(obj("a", rv="2"))
+    assert old is not None and old["metadata"]["resourceVersion"] == "1"
+
+
+def test_diff_listing_reports_adds_updates_and_vanished_keys() -> None:
+    cached = {object_key(o): o for o in (obj("kept"), obj("changed"), obj("gone"))}
+    listed = [obj("kept"), obj("changed", rv="2"), obj("new")]
+    added, updated, deleted = diff_listing(cached, listed)
+    assert [o["metadata"]["name"] for o in added] == ["new"]
+    assert [
+        (old["metadata"]["resourceVersion"], new["metadata"]["resourceVersion"])
+        for old, new in updated
+    ] == [("1", "2")]
+    assert [o["metadata"]["name"] for o in deleted] == ["gone"]
+
+
+def test_diff_listing_treats_a_recreated_object_as_delete_and_add() -> None:
+    cached = {("ns", "a"): obj("a", uid="old")}
+    added, updated, deleted = diff_listing(cached, [obj("a", uid="new", rv="5")])
+    assert [o["metadata"]["uid"] for o in deleted] == ["old"]
+    assert [o["metadata"]["uid"] for o in added] == ["new"]
+    assert updated == []
