@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run test test-unit lint manifests bench cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: venv run test test-unit lint manifests refresh-podspec bench cluster-build cluster-up cluster-down cluster-status clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -38,6 +38,11 @@ lint: venv
 
 manifests: venv
 	$(PY) -m notebook_controller.api.crdgen --output deploy/crd/notebooks.tensorstack.dev.yaml
+
+# Re-vendor the PodSpec schema of the pinned Kubernetes (hack/cluster/versions.env), then regenerate.
+refresh-podspec: venv
+	$(PY) -m notebook_controller.api.podspec --version $$(sed -n 's/^KUBERNETES_VERSION=//p' hack/cluster/versions.env)
+	$(MAKE) manifests
 
 bench: venv
 	$(PY) hack/bench.py
