@@ -109,7 +109,7 @@ def _container_problem(status: Mapping[str, Any], init: bool) -> tuple[str, str]
             "ContainerTerminated",
             f"container {name}: {why} with code {terminated.get('exitCode')}",
         )
-    if not init and state.get("running") and not status.get("ready"):
+    if not init and "running" in state and not status.get("ready"):
         return "ContainersNotReady", f"container {name} is running but not ready yet"
     return None
 

@@ -1,0 +1,92 @@
+"""The comparison that keeps the controller from writing when nothing changed."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from notebook_controller.api.models import Notebook
+from notebook_controller.builders import workload
+from notebook_controller.builders.diff import covers, needs_apply, parse_quantity
+from tests.unit.builders.conftest import with_spec
+
+
+def _as_served(desired: dict[str, Any]) -> dict[str, Any]:
+    """What the API server returns for the GPU example's StatefulSet: defaults added, quantities
+    canonical, fields from other managers (status, extra labels, managedFields)."""
+    served = copy.deepcopy(desired)
+    served["metadata"].update(
+        {"uid": "u", "resourceVersion": "7", "generation": 1, "managedFields": [{"manager": "x"}]}
+    )
+    served["metadata"]["labels"]["team"] = "added-by-someone-else"
+    spec = served["spec"]
+    spec.update({"revisionHistoryLimit": 10, "persistentVolumeClaimRetentionPolicy": {}})
+    pod = spec["template"]["spec"]
+    pod.update({"restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "securityContext": {}})
+    [container] = pod["containers"]
+    container.update(
+        {"imagePullPolicy": "Always", "terminationMessagePath": "/dev/termination-log"}
+    )
+    container["resources"] = {
+        "requests": {"cpu": "500m", "memory": "1Gi", "tensorstack.dev/nvidia-gpu-percent": "30"},
+        "limits": {"tensorstack.dev/nvidia-gpu-percent": "30"},
+    }
+    container["readinessProbe"].update({"timeoutSeconds": 1, "successThreshold": 1})
+    container["readinessProbe"]["httpGet"]["scheme"] = "HTTP"
+    container["env"].insert(0, {"name": "ADDED_BY_A_WEBHOOK", "value": "1"})
+    served["status"] = {"replicas": 1, "readyReplicas": 1}
+    return served
+
+
+def test_quantities_compare_by_value() -> None:
+    assert parse_quantity("0.5") == parse_quantity("500m")
+    assert parse_quantity("1.0Gi") == parse_quantity("1Gi") == parse_quantity(1073741824)
+    assert parse_quantity(30) == parse_quantity("30")
+    assert parse_quantity("1e3") == parse_quantity("1k")
+    assert parse_quantity("t9kpublic/x:latest") is None
+
+
+def test_a_served_object_with_defaults_needs_no_apply(gpu: Notebook) -> None:
+    desired = workload.statefulset(gpu)
+    assert not needs_apply(desired, _as_served(desired))
+
+
+def test_editing_an_owned_field_needs_an_apply(gpu: Notebook) -> None:
+    desired = workload.statefulset(gpu)
+    for tamper in (
+        lambda s: s["spec"].update(replicas=3),
+        lambda s: s["spec"]["template"]["spec"]["containers"][0].update(image="evil"),
+        lambda s: s["spec"]["template"]["spec"]["containers"][0]["env"].pop(),
+        lambda s: s["spec"]["template"]["metadata"]["labels"].pop(
+            "scheduler.tensorstack.dev/queue"
+        ),
+        lambda s: s["metadata"].pop("ownerReferences"),
+        lambda s: s["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].clear(),
+    ):
+        served = _as_served(desired)
+        tamper(served)
+        assert needs_apply(desired, served)
+
+
+def test_a_field_removed_from_the_template_needs_an_apply(gpu: Notebook) -> None:
+    containers = gpu.spec.template.spec["containers"]
+    with_env = [{**containers[0], "env": [{"name": "EXTRA", "value": "1"}]}]
+    old = workload.statefulset(with_spec(gpu, template={"spec": {"containers": with_env}}))
+    new = workload.statefulset(gpu)
+    # the served object still has EXTRA, a superset of the new desired object: only the
+    # applied-hash annotation tells the difference
+    assert needs_apply(new, _as_served(old))
+
+
+def test_omitempty_values_match_their_absence() -> None:
+    assert covers({"a": "", "b": False, "c": 0, "d": {}, "e": [], "f": None}, {})
+    assert not covers({"replicas": 0}, {"replicas": 1})
+    assert not covers({"x": True}, {"x": False})
+
+
+def test_keyed_lists_match_by_key_and_plain_lists_by_position() -> None:
+    desired = [{"name": "a", "value": "1"}, {"name": "b", "value": "2"}]
+    actual = [{"name": "b", "value": "2"}, {"name": "z"}, {"name": "a", "value": "1"}]
+    assert covers(desired, actual)
+    assert not covers(["sh", "-c"], ["sh", "-c", "x"])
+    assert not covers(["-c", "sh"], ["sh", "-c"])
