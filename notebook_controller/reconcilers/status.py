@@ -1,0 +1,134 @@
+"""Status reconciler: the only writer of the notebook's status (field manager
+notebook-controller-status), apart from the idle reclaimer's `Idle` condition and
+`ssh.lastSshClientActivity`.
+
+It writes only when the computed status differs from the stored one, and records events for the
+transitions that matter (a pod failing, a key Secret missing, the notebook getting ready).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from notebook_controller.api.models import Notebook
+from notebook_controller.builders import status as status_builder
+from notebook_controller.builders import workload
+from notebook_controller.builders.diff import APPLIED_HASH_ANNOTATION
+from notebook_controller.builders.meta import is_controlled_by
+from notebook_controller.builders.names import pod_name, ssh_service_name, statefulset_name
+from notebook_controller.builders.ssh import key_secret_problems
+from notebook_controller.reconcilers.common import NOTEBOOKS, load_notebook
+from notebook_controller.runtime.controller import Request, Result
+from notebook_controller.runtime.events import EventRecorder
+from notebook_controller.runtime.kube import KubeClient
+from notebook_controller.runtime.store import Store
+
+FIELD_MANAGER: Final = "notebook-controller-status"
+
+JsonDict = dict[str, Any]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _newer(resource_version: str, than: str) -> bool:
+    """etcd revisions are integers; anything else is treated as not newer."""
+    return resource_version.isdigit() and than.isdigit() and int(resource_version) > int(than)
+
+
+class StatusReconciler:
+    name = "status"
+
+    def __init__(
+        self,
+        client: KubeClient,
+        recorder: EventRecorder,
+        *,
+        notebooks: Store,
+        statefulsets: Store,
+        pods: Store,
+        services: Store,
+        secrets: Store,
+        external_url_base: str | None,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.client = client
+        self.recorder = recorder
+        self.notebooks = notebooks
+        self.statefulsets = statefulsets
+        self.pods = pods
+        self.services = services
+        self.secrets = secrets
+        self.external_url_base = external_url_base
+        self.now = now
+        # What we last wrote, by notebook uid, until the cache shows it: a reconcile that runs
+        # before our own write comes back must not compute transitions against the old status.
+        self._written: dict[str, tuple[str, JsonDict]] = {}
+
+    async def reconcile(self, request: Request) -> Result:
+        notebook = load_notebook(self.notebooks, request)
+        if notebook is None:
+            return Result()
+        raw = self.notebooks.get(request.namespace, request.name) or {}
+        current = self._current_status(notebook, raw)
+        desired = status_builder.desired_status(
+            notebook,
+            current,
+            self._observe(notebook),
+            external_url_base=self.external_url_base,
+            now=self.now(),
+        )
+        if not status_builder.status_changed(desired, current):
+            return Result()
+        body = {
+            "apiVersion": notebook.api_version,
+            "kind": notebook.kind,
+            "metadata": {"name": notebook.name, "namespace": notebook.namespace},
+            "status": desired,
+        }
+        written = await self.client.apply_status(
+            NOTEBOOKS, notebook.namespace, notebook.name, body, FIELD_MANAGER
+        )
+        self._written[notebook.uid] = (str(written["metadata"]["resourceVersion"]), desired)
+        for event in status_builder.transition_events(current, desired):
+            await self.recorder.event(raw, event.type, event.reason, event.message)
+        return Result()
+
+    def _current_status(self, notebook: Notebook, raw: JsonDict) -> JsonDict:
+        stored: JsonDict = raw.get("status") or {}
+        written = self._written.get(notebook.uid)
+        if written is None:
+            return stored
+        version, status = written
+        if _newer(version, str(raw["metadata"].get("resourceVersion", ""))):
+            return status
+        del self._written[notebook.uid]
+        return stored
+
+    def _observe(self, notebook: Notebook) -> status_builder.Observed:
+        namespace = notebook.namespace
+
+        def owned(store: Store, name: str) -> JsonDict | None:
+            obj = store.get(namespace, name)
+            return obj if obj is not None and is_controlled_by(obj, notebook) else None
+
+        desired_sts = workload.statefulset(notebook)
+        sts = owned(self.statefulsets, statefulset_name(notebook.name))
+        pod = self.pods.get(namespace, pod_name(notebook.name))
+        if pod is not None and sts is not None:
+            owner_uid = next(
+                (r.get("uid") for r in pod["metadata"].get("ownerReferences") or []), None
+            )
+            pod = pod if owner_uid == sts["metadata"].get("uid") else None
+        return status_builder.Observed(
+            statefulset=sts,
+            pod=pod if sts is not None else None,
+            ssh_service=owned(self.services, ssh_service_name(notebook.name)),
+            key_problems=key_secret_problems(
+                notebook, lambda secret: self.secrets.get(namespace, secret)
+            ),
+            workload_hash=desired_sts["metadata"]["annotations"][APPLIED_HASH_ANNOTATION],
+        )

@@ -1,0 +1,43 @@
+"""Workload reconciler: the notebook's StatefulSet (field manager notebook-controller-workload)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from notebook_controller.builders import workload
+from notebook_controller.reconcilers.common import STATEFULSETS, apply_if_changed, load_notebook
+from notebook_controller.runtime.controller import Request, Result, TerminalError
+from notebook_controller.runtime.events import WARNING, EventRecorder
+from notebook_controller.runtime.kube import ApiError, KubeClient
+from notebook_controller.runtime.store import Store
+
+FIELD_MANAGER: Final = "notebook-controller-workload"
+
+
+class WorkloadReconciler:
+    name = "workload"
+
+    def __init__(
+        self, client: KubeClient, notebooks: Store, statefulsets: Store, recorder: EventRecorder
+    ) -> None:
+        self.client = client
+        self.notebooks = notebooks
+        self.statefulsets = statefulsets
+        self.recorder = recorder
+
+    async def reconcile(self, request: Request) -> Result:
+        notebook = load_notebook(self.notebooks, request)
+        if notebook is None:
+            return Result()
+        desired = workload.statefulset(notebook)
+        actual = self.statefulsets.get(request.namespace, desired["metadata"]["name"])
+        try:
+            await apply_if_changed(self.client, STATEFULSETS, desired, actual, FIELD_MANAGER)
+        except ApiError as error:
+            if error.status != 422:
+                raise
+            # The template itself is invalid: retrying can't help, the user must fix the spec.
+            raw = self.notebooks.get(request.namespace, request.name) or {}
+            await self.recorder.event(raw, WARNING, "InvalidTemplate", error.message)
+            raise TerminalError(error.message) from error
+        return Result()
