@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from notebook_controller.activity.jupyter import JupyterActivity
-from notebook_controller.activity.policy import IdlePolicy
+from notebook_controller.activity.policy import IdlePolicy, policy_from_data
 from notebook_controller.activity.rules import (
     FALSE,
     TRUE,
@@ -241,7 +241,7 @@ def test_server_clock_ahead_of_ours_does_not_postpone_idleness() -> None:
 
 
 def test_shortened_policy_applies_the_same_rules() -> None:
-    policy = IdlePolicy(idleTimeout="2s", reclaimGrace="3s")
+    policy = policy_from_data({"idleTimeout": "2s", "reclaimGrace": "3s"})
     notebook = Notebook(policy=policy)
     server = idle_server(started=T0)
     step = timedelta(milliseconds=500)
