@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 JsonDict = dict[str, Any]
 _RETRIABLE = (ApiError, aiohttp.ClientError, OSError, ValueError)
+_SHORT_WATCH = 1.0
 
 
 class EventHandler(Protocol):
@@ -115,6 +117,7 @@ class Informer:
         self._listed: set[str | None] = set()
         self._synced = asyncio.Event()
         self.relists = 0
+        self.watches_started = 0
         self._log = log.bind(kind=kind.kind, label_selector=label_selector)
 
     def add_handler(self, handler: EventHandler) -> None:
@@ -143,7 +146,10 @@ class Informer:
                 if scope.resource_version is None:
                     scope.resource_version = await self._list(scope)
                     self._mark_listed(scope)
-                await self._watch(scope)
+                started = time.monotonic()
+                if not await self._watch(scope) and time.monotonic() - started < _SHORT_WATCH:
+                    # A server that closes watches at once must not be hammered in a loop.
+                    await asyncio.sleep(scope.backoff.next())
             except WatchExpired:
                 logger.info("watch expired, re-listing", resource_version=scope.resource_version)
                 scope.resource_version = None
@@ -190,8 +196,11 @@ class Informer:
             self.store.upsert(new)
             self._dispatch("on_update", old, new)
 
-    async def _watch(self, scope: _Scope) -> None:
+    async def _watch(self, scope: _Scope) -> int:
+        """Apply watch events until the stream ends; return how many there were."""
         assert scope.resource_version is not None
+        received = 0
+        self.watches_started += 1
         # Spread watch restarts like client-go: between one and two server timeouts.
         server_timeout = int(self.watch_timeout_seconds * (1 + random.random()))
         try:
@@ -207,10 +216,12 @@ class Informer:
                 async for event in stream:
                     self._apply(scope, event)
                     scope.backoff.reset()
+                    received += 1
         except ApiError as error:
             if error.is_gone:
                 raise WatchExpired(str(error)) from error
             raise
+        return received
 
     def _apply(self, scope: _Scope, event: JsonDict) -> None:
         event_type = event.get("type")

@@ -102,6 +102,9 @@ class ExecError(Exception):
 async def load_configuration(kubeconfig: str | None = None) -> Configuration:
     """Configuration from an explicit kubeconfig, else in-cluster, else the default kubeconfig."""
     configuration = Configuration()
+    # Every watch holds a connection for minutes: a bounded pool would let watches starve
+    # requests. Callers bound their own concurrency.
+    configuration.connection_pool_maxsize = 0
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         load_incluster: Any = kube_config.load_incluster_config
         load_incluster(client_configuration=configuration)
