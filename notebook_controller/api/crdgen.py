@@ -124,13 +124,15 @@ class _ModelSchema:
 
 
 def _node(schema: Schema, path: str) -> Schema:
-    """The node at a dotted `path` (`[]` steps into list items)."""
+    """The node at a dotted `path` (`[]` steps into list items, `{}` into map values)."""
     node = schema
     for step in path.split("."):
-        items = step.endswith("[]")
-        node = node["properties"][step.removesuffix("[]")]
-        if items:
+        name = step.removesuffix("[]").removesuffix("{}")
+        node = node["properties"][name]
+        if step.endswith("[]"):
             node = node["items"]
+        elif step.endswith("{}"):
+            node = node["additionalProperties"]
     return node
 
 
@@ -179,7 +181,8 @@ def notebook_schema() -> Schema:
         "required": ["spec"],
         "properties": {
             **{name: {"type": "string", "description": d} for name, d in _OBJECT_FIELDS.items()},
-            "metadata": {"type": "object", "description": "Standard object's metadata."},
+            # The apiserver owns metadata's schema: a CRD may not describe it.
+            "metadata": {"type": "object"},
             "spec": spec,
             "status": status,
         },
@@ -190,7 +193,7 @@ def notebook_schema() -> Schema:
     holder["properties"][field] = {**podspec.structural_podspec(), "description": description}
     for constraint in CONSTRAINTS:
         _apply(schema, constraint)
-    missing = _undescribed(schema, "")
+    missing = [path for path in _undescribed(schema, "") if path != ".metadata"]
     if missing:
         raise ValueError(f"fields without a description (add a docstring): {missing}")
     sorted_schema: Schema = _sorted(schema)

@@ -1,6 +1,7 @@
 """Validation of Notebooks at admission: schema constraints and CEL rules added to the CRD.
 
-Each entry says where in the Notebook schema it applies (`spec.ssh`, `[]` for list items) and
+Each entry says where in the Notebook schema it applies (`spec.ssh`, `[]` for list items, `{}`
+for map values) and
 what it adds. docs/api.md documents every rule with the message a user sees; a unit test keeps
 the two in step. The aim is that a Notebook that can't run is refused by `kubectl apply`, not
 left to fail later on a StatefulSet or pod the user never wrote.
@@ -26,6 +27,7 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_CONTAINERS = 64
 MAX_AUTHORIZED_KEYS = 32
 MAX_RESOURCE_NAMES = 32
+MAX_QUANTITY_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ RESOURCE_RULES = (
 )
 
 _RESOURCE_MAP = {"maxProperties": MAX_RESOURCE_NAMES}
+_QUANTITY = {"maxLength": MAX_QUANTITY_LENGTH}
 
 
 def _container_constraints(containers: str) -> tuple[Constraint, ...]:
@@ -129,6 +132,8 @@ def _container_constraints(containers: str) -> tuple[Constraint, ...]:
         Constraint(f"{path}[].resources", rules=RESOURCE_RULES),
         Constraint(f"{path}[].resources.requests", _RESOURCE_MAP),
         Constraint(f"{path}[].resources.limits", _RESOURCE_MAP),
+        Constraint(f"{path}[].resources.requests{{}}", _QUANTITY),
+        Constraint(f"{path}[].resources.limits{{}}", _QUANTITY),
     )
 
 
