@@ -1,0 +1,184 @@
+"""The controller as its own process, scoped to one namespace, plus helpers to watch it work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.kube import ROOT, Cluster, wait_for
+
+SEEDS = ROOT / "tests" / "api" / "seed"
+AUDIT_LOG = ROOT / ".cluster" / "audit.log"
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+class ControllerProcess:
+    """`python -m notebook_controller run` for one namespace; its log goes to a file."""
+
+    def __init__(self, cluster: Cluster, namespace: str, log_path: Path) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "notebook_controller",
+            "run",
+            f"--kubeconfig={self.cluster.kubeconfig}",
+            f"--namespaces={self.namespace}",
+            "--log-format=json",
+            "--health-address=127.0.0.1:0",
+            "--graceful-shutdown-timeout=5",
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ)
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, in-flight work lost."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                lines.append({"event": raw})
+        return lines
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# --- reading the cluster -----------------------------------------------------------------
+
+
+def get(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+    proc = cluster.kubectl("get", "-n", namespace, kind, name, "-o", "json", check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def items(cluster: Cluster, namespace: str, kind: str, *selector: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = cluster.get_json(kind, "-n", namespace, *selector)["items"]
+    return found
+
+
+def condition(notebook: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for found in ((notebook or {}).get("status") or {}).get("conditions") or []:
+        if found.get("type") == type_:
+            return dict(found)
+    return {}
+
+
+def wait_condition(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    type_: str,
+    status: str,
+    reason: str | None = None,
+    timeout: float = 120,
+) -> dict[str, Any]:
+    """Wait until the notebook's condition has `status` (and `reason`); return the notebook."""
+
+    def check() -> dict[str, Any] | None:
+        notebook = get(cluster, namespace, "notebook", name)
+        found = condition(notebook, type_)
+        if found.get("status") == status and (reason is None or found.get("reason") == reason):
+            return notebook
+        return None
+
+    def describe() -> str:
+        notebook = get(cluster, namespace, "notebook", name)
+        return f"{type_}={status} ({reason}) on {name}; status: {(notebook or {}).get('status')}"
+
+    return wait_for(check, timeout=timeout, interval=1, message=describe)
+
+
+def warning_events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in cluster.events(namespace, name)
+        if e.get("type") == "Warning" and e["involvedObject"].get("kind") == "Notebook"
+    ]
+
+
+def seed(name: str) -> str:
+    return (SEEDS / name).read_text()
+
+
+# --- counting the controller's writes ------------------------------------------------------
+
+
+def audit_position() -> int:
+    return AUDIT_LOG.stat().st_size if AUDIT_LOG.exists() else 0
+
+
+def controller_writes(namespace: str, since: int) -> list[dict[str, Any]]:
+    """Write requests in `namespace` since byte offset `since` of the audit log, from clients
+    other than kubectl (the tests) and the cluster's own components: the controller's."""
+    writes = []
+    with AUDIT_LOG.open("rb") as log:
+        log.seek(since)
+        for raw in log:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            if event.get("stage") != "ResponseComplete" or event.get("verb") not in WRITE_VERBS:
+                continue
+            if (event.get("objectRef") or {}).get("namespace") != namespace:
+                continue
+            user = (event.get("user") or {}).get("username", "")
+            if user.startswith("system:") or event.get("userAgent", "").startswith("kubectl"):
+                continue
+            writes.append(event)
+    return writes
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sleep_until(deadline: float) -> None:
+    time.sleep(max(0.0, deadline - time.monotonic()))
+
+
+def each_line(text: str) -> Iterator[str]:
+    yield from (line for line in text.splitlines() if line.strip())
