@@ -152,7 +152,8 @@ def test_a_template_change_rolls_the_pod(
 def test_tampered_children_are_restored(
     cluster: Cluster, namespace: str, controller: ControllerProcess
 ) -> None:
-    cluster.apply(notebook(NB, ssh={"enabled": True, "authorized_keys": ["k"]}), namespace)
+    ssh = {"enabled": True, "serviceType": "NodePort", "authorized_keys": ["k"]}
+    cluster.apply(notebook(NB, ssh=ssh), namespace)
     wait_condition(cluster, namespace, NB, "Ready", "True")
     ssh_service = "managed-notebook-ssh-notebook-sample"
     host_key = "managed-notebook-hostkey-notebook-sample"
@@ -202,7 +203,7 @@ def test_tampered_children_are_restored(
             and http
             and http["spec"]["ports"][0]["targetPort"] == "http"
             and ssh
-            and ssh["spec"]["type"] == "ClusterIP"  # ClusterIP is the notebook's default
+            and ssh["spec"]["type"] == "NodePort"
             and secret
             and secret["metadata"]["labels"].get("app.kubernetes.io/managed-by")
         )
