@@ -1,0 +1,121 @@
+"""At scale: no writes once converged, and a SIGKILL mid-creation leaves nothing wrong behind."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+from tests.e2e.controller import (
+    AUDIT_LOG,
+    ControllerProcess,
+    audit_position,
+    condition,
+    controller_writes,
+    items,
+)
+from tests.kube import Cluster, wait_for
+
+MANAGED = "-l=app.kubernetes.io/managed-by=notebook-controller"
+QUIET_WINDOW_SECONDS = 120
+
+
+def _notebooks(count: int, prefix: str) -> str:
+    """`count` notebooks in one List, alternating plain, SSH and GPU ones."""
+    bodies: list[dict[str, Any]] = []
+    for index in range(count):
+        spec: dict[str, Any] = {
+            "template": {
+                "spec": {"containers": [{"name": "notebook", "image": "t9kpublic/jupyter:1"}]}
+            }
+        }
+        if index % 3 == 1:
+            spec["ssh"] = {"enabled": True, "serviceType": "NodePort", "authorized_keys": ["k"]}
+        if index % 3 == 2:
+            spec["template"]["spec"]["containers"][0]["resources"] = {
+                "requests": {"cpu": "0.1", "memory": "0.5Gi"}
+            }
+        bodies.append(
+            {
+                "apiVersion": "tensorstack.dev/v1beta1",
+                "kind": "Notebook",
+                "metadata": {"name": f"{prefix}-{index:03d}"},
+                "spec": spec,
+            }
+        )
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": bodies})
+
+
+def _all_ready(cluster: Cluster, namespace: str, count: int) -> bool:
+    notebooks = items(cluster, namespace, "notebooks")
+    ready = [nb for nb in notebooks if condition(nb, "Ready").get("status") == "True"]
+    return len(notebooks) == count and len(ready) == count
+
+
+def _check_children(cluster: Cluster, namespace: str, count: int) -> None:
+    """Exactly the expected children, each controlled by a live notebook (no orphan, no dup)."""
+    notebooks = {nb["metadata"]["uid"]: nb for nb in items(cluster, namespace, "notebooks")}
+    assert len(notebooks) == count
+    ssh_count = sum(1 for nb in notebooks.values() if (nb["spec"].get("ssh") or {}).get("enabled"))
+    expected = {
+        "statefulsets": count,
+        "services": count + ssh_count,
+        "secrets": ssh_count,
+        "pods": count,
+    }
+    for kind, number in expected.items():
+        children = items(cluster, namespace, kind, MANAGED)
+        assert len(children) == number, kind
+        if kind == "pods":
+            continue
+        owners = Counter(
+            next(r["uid"] for r in c["metadata"]["ownerReferences"] if r.get("controller"))
+            for c in children
+        )
+        assert set(owners) <= set(notebooks), f"{kind} owned by a notebook that is gone"
+
+
+def test_converged_notebooks_cause_no_writes(
+    cluster: Cluster, namespace: str, controller: ControllerProcess
+) -> None:
+    count = 50
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=_notebooks(count, "quiet"))
+    wait_for(lambda: _all_ready(cluster, namespace, count), timeout=600, interval=3,
+             message="50 notebooks Ready")  # fmt: skip
+    time.sleep(10)  # let the last status writes and events land
+    assert AUDIT_LOG.exists(), "the local cluster writes an audit log"
+    start = audit_position()
+    cpu_before = controller.cpu_seconds()
+    time.sleep(QUIET_WINDOW_SECONDS)
+    cpu_used = controller.cpu_seconds() - cpu_before
+    writes = controller_writes(namespace, start)
+    summary = Counter(
+        (w["verb"], w["objectRef"].get("resource"), w["objectRef"].get("subresource"))
+        for w in writes
+    )
+    print(f"writes in {QUIET_WINDOW_SECONDS}s: {len(writes)} {dict(summary)}; cpu {cpu_used:.2f}s")
+    assert writes == [], summary
+    assert cpu_used < 0.05 * QUIET_WINDOW_SECONDS  # under 5% of one core
+    _check_children(cluster, namespace, count)
+
+
+def test_sigkill_during_creation_converges_without_duplicates_or_orphans(
+    cluster: Cluster, namespace: str, controller: ControllerProcess
+) -> None:
+    count = 100
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=_notebooks(count, "crash"))
+    wait_for(
+        lambda: len(items(cluster, namespace, "statefulsets", MANAGED)) >= 20,
+        timeout=300,
+        interval=0.5,
+        message="the controller to be part-way through",
+    )
+    controller.kill()
+    made = len(items(cluster, namespace, "statefulsets", MANAGED))
+    print(f"killed with {made}/{count} StatefulSets made")
+    assert made < count, "killed too late to prove anything"
+    controller.start()
+    wait_for(lambda: _all_ready(cluster, namespace, count), timeout=900, interval=3,
+             message="100 notebooks Ready after the restart")  # fmt: skip
+    _check_children(cluster, namespace, count)
