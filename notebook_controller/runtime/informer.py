@@ -159,6 +159,12 @@ class Informer:
                 delay = scope.backoff.next()
                 logger.warning("list/watch failed, retrying", error=repr(error), retry_in=delay)
                 await asyncio.sleep(delay)
+            except Exception:
+                # Unexpected content: start over from a fresh listing rather than die.
+                delay = scope.backoff.next()
+                logger.exception("informer failed, re-listing", retry_in=delay)
+                scope.resource_version = None
+                await asyncio.sleep(delay)
 
     async def _list(self, scope: _Scope) -> str:
         items: list[JsonDict] = []

@@ -72,7 +72,6 @@ class LeaderElector:
         self._rng = rng or random.Random()
         self._observed_spec: JsonDict | None = None
         self._observed_at = 0.0
-        self._lease: JsonDict | None = None
         self.is_leader = False
         self._status = metrics.LEADER_ELECTION_STATUS.labels(config.lease_name)
         self._log = log.bind(
@@ -103,23 +102,29 @@ class LeaderElector:
 
     async def release(self) -> None:
         """Give the lease up so a successor needn't wait for it to expire."""
-        if not self.is_leader or self._lease is None:
+        if not self.is_leader:
             return
         self.is_leader = False
         self._status.set(0)
-        now = micro_time(datetime.now(UTC))
-        lease = dict(self._lease)
-        lease["spec"] = {
-            **lease.get("spec", {}),
-            "holderIdentity": None,
-            "leaseDurationSeconds": 1,
-            "acquireTime": now,
-            "renewTime": now,
-        }
+        config = self.config
         try:
-            async with asyncio.timeout(self.config.request_timeout):
+            async with asyncio.timeout(config.request_timeout):
+                # Read it again: a renewal cut short by the shutdown may have changed it.
+                lease = await self.client.get(LEASE, config.lease_namespace, config.lease_name)
+                if lease is None or (lease.get("spec") or {}).get("holderIdentity") != (
+                    config.identity
+                ):
+                    return
+                now = micro_time(datetime.now(UTC))
+                released = {
+                    **lease["spec"],
+                    "holderIdentity": None,
+                    "leaseDurationSeconds": 1,
+                    "acquireTime": now,
+                    "renewTime": now,
+                }
                 await self.client.update(
-                    LEASE, self.config.lease_namespace, self.config.lease_name, lease
+                    LEASE, config.lease_namespace, config.lease_name, {**lease, "spec": released}
                 )
             self._log.info("released the lease")
         except _CALL_ERRORS as error:
@@ -149,7 +154,6 @@ class LeaderElector:
         if spec != self._observed_spec:
             self._observed_spec = spec
             self._observed_at = self._clock.now()
-        self._lease = lease
 
     async def _try_acquire_or_renew(self) -> bool:
         try:

@@ -66,16 +66,12 @@ class Manager:
             self.informers.append(informer)
 
     def add_controller(self, controller: Controller) -> None:
+        """The controller's informers (from its watch_* calls, before or after) run too."""
         self.controllers.append(controller)
-        for informer in controller.informers:
-            self.add_informer(informer)
 
     def add_runnable(self, run: Runnable, needs_leader: bool = True) -> None:
         """A coroutine function run until cancelled; with needs_leader only on the leader."""
         self._runnables.append(_RunnableSpec(run, needs_leader))
-
-    def caches_synced(self) -> bool:
-        return all(informer.has_synced for informer in self.informers)
 
     def stop(self) -> None:
         """Begin a graceful stop (what SIGTERM does)."""
@@ -96,26 +92,44 @@ class Manager:
         log.info("manager stopped")
 
     async def _run_in(self, group: asyncio.TaskGroup) -> None:
-        background = [group.create_task(informer.run()) for informer in self.informers]
-        if not await self._unless_stopped(self._wait_synced()):
-            return self._cancel(background)
-        background += self._start_runnables(group, needs_leader=False)
+        background = [group.create_task(informer.run()) for informer in self.all_informers()]
+        try:
+            if await self._unless_stopped(self._wait_synced()):
+                background += self._start_runnables(group, needs_leader=False)
+                await self._lead_and_work(group, background)
+        finally:
+            await _cancel_and_wait(background)
+        if self.elector is not None:
+            await self.elector.release()
+
+    async def _lead_and_work(
+        self, group: asyncio.TaskGroup, background: list[asyncio.Task[None]]
+    ) -> None:
         if self.elector is not None:
             if not await self._unless_stopped(self.elector.acquire()):
-                return self._cancel(background)
+                return
+            # Renewal goes on while the controllers drain: they still act as leader.
             background.append(group.create_task(self.elector.hold()))
         workers = [group.create_task(controller.run()) for controller in self.controllers]
         background += self._start_runnables(group, needs_leader=True)
         await self._stopping.wait()
         log.info("stopping: draining controllers", timeout=self.graceful_shutdown_timeout)
         await self._drain(workers)
-        self._cancel(background)
-        if self.elector is not None:
-            await self.elector.release()
+
+    def all_informers(self) -> list[Informer]:
+        """Informers added directly or through a controller's watches."""
+        found = list(self.informers)
+        for controller in self.controllers:
+            found += [informer for informer in controller.informers if informer not in found]
+        return found
+
+    def caches_synced(self) -> bool:
+        return all(informer.has_synced for informer in self.all_informers())
 
     async def _wait_synced(self) -> None:
-        await asyncio.gather(*(informer.wait_synced() for informer in self.informers))
-        log.info("caches synced", informers=len(self.informers))
+        informers = self.all_informers()
+        await asyncio.gather(*(informer.wait_synced() for informer in informers))
+        log.info("caches synced", informers=len(informers))
 
     async def _unless_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
         """Run `work` unless a stop comes first; True when `work` finished."""
@@ -148,12 +162,7 @@ class Manager:
             _, pending = await asyncio.wait(workers, timeout=self.graceful_shutdown_timeout)
             if pending:
                 log.warning("graceful shutdown timed out, cancelling", controllers=len(pending))
-                self._cancel(list(pending))
-
-    @staticmethod
-    def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-        for task in tasks:
-            task.cancel()
+                await _cancel_and_wait(list(pending))
 
     def _install_signal_handlers(self) -> list[int]:
         loop = asyncio.get_running_loop()
@@ -170,3 +179,9 @@ class Manager:
 
 async def _as_coroutine(run: Runnable) -> None:
     await run()
+
+
+async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
