@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from notebook_controller.api.models import GROUP, KIND, PLURAL, VERSION, Notebook
 from notebook_controller.builders.diff import needs_apply
+from notebook_controller.builders.meta import controller_uid
 from notebook_controller.builders.names import name_label_value
 from notebook_controller.runtime.controller import Request, TerminalError
 from notebook_controller.runtime.kube import KubeClient, ResourceKind
@@ -24,6 +25,10 @@ STATEFULSETS: Final = ResourceKind("apps", "v1", "statefulsets", "StatefulSet")
 SERVICES: Final = ResourceKind("", "v1", "services", "Service")
 SECRETS: Final = ResourceKind("", "v1", "secrets", "Secret")
 PODS: Final = ResourceKind("", "v1", "pods", "Pod")
+
+# A child still held by a deleted namesake notebook (same name, other uid) is garbage
+# collection's to remove: look again after this many seconds.
+WAIT_FOR_GC_SECONDS: Final = 5.0
 
 # Notebook informer indexes (namespace-qualified values).
 INDEX_NAME_LABEL: Final = "name-label"
@@ -69,3 +74,9 @@ async def apply_if_changed(
     await client.apply(kind, metadata["namespace"], metadata["name"], desired, field_manager)
     log.info("applied", kind=kind.kind, name=metadata["name"], created=actual is None)
     return True
+
+
+def held_by_namesake(actual: JsonDict | None, notebook: Notebook) -> bool:
+    """The object is controlled by another notebook of the same name (deleted, awaiting GC)."""
+    owner = controller_uid(actual) if actual is not None else None
+    return owner is not None and owner != notebook.uid

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import structlog
 
 from notebook_controller.builders import services
 from notebook_controller.builders.meta import is_controlled_by
 from notebook_controller.builders.names import ssh_service_name
-from notebook_controller.reconcilers.common import SERVICES, apply_if_changed, load_notebook
+from notebook_controller.reconcilers.common import (
+    SERVICES,
+    WAIT_FOR_GC_SECONDS,
+    apply_if_changed,
+    held_by_namesake,
+    load_notebook,
+)
 from notebook_controller.runtime.controller import Request, Result
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.store import Store
@@ -32,16 +38,13 @@ class ServicesReconciler:
         if notebook is None:
             return Result()
         http = services.http_service(notebook)
-        await apply_if_changed(
-            self.client,
-            SERVICES,
-            http,
-            self._cached(http["metadata"]["name"], request),
-            FIELD_MANAGER,
-        )
+        cached_http = self.services.get(request.namespace, http["metadata"]["name"])
         ssh = services.ssh_service(notebook)
         ssh_name = ssh_service_name(notebook.name)
-        cached_ssh = self._cached(ssh_name, request)
+        cached_ssh = self.services.get(request.namespace, ssh_name)
+        if held_by_namesake(cached_http, notebook) or held_by_namesake(cached_ssh, notebook):
+            return Result(requeue_after=WAIT_FOR_GC_SECONDS)
+        await apply_if_changed(self.client, SERVICES, http, cached_http, FIELD_MANAGER)
         if ssh is not None:
             await apply_if_changed(self.client, SERVICES, ssh, cached_ssh, FIELD_MANAGER)
         elif cached_ssh is not None and is_controlled_by(cached_ssh, notebook):
@@ -49,6 +52,3 @@ class ServicesReconciler:
             await self.client.delete(SERVICES, request.namespace, ssh_name, preconditions_uid=uid)
             log.info("deleted", kind="Service", name=ssh_name, why="ssh disabled")
         return Result()
-
-    def _cached(self, name: str, request: Request) -> dict[str, Any] | None:
-        return self.services.get(request.namespace, name)

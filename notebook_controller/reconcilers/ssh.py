@@ -17,10 +17,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from notebook_controller.api.models import Notebook
-from notebook_controller.builders.meta import child_metadata, controller_uid
+from notebook_controller.builders.meta import child_metadata
 from notebook_controller.builders.names import host_key_secret_name
 from notebook_controller.builders.ssh import HostKey, host_key_secret
-from notebook_controller.reconcilers.common import SECRETS, apply_if_changed, load_notebook
+from notebook_controller.reconcilers.common import (
+    SECRETS,
+    WAIT_FOR_GC_SECONDS,
+    apply_if_changed,
+    held_by_namesake,
+    load_notebook,
+)
 from notebook_controller.runtime.controller import Request, Result
 from notebook_controller.runtime.kube import ApiError, KubeClient
 from notebook_controller.runtime.store import Store
@@ -28,8 +34,6 @@ from notebook_controller.runtime.store import Store
 log = structlog.get_logger(__name__)
 
 FIELD_MANAGER: Final = "notebook-controller-ssh"
-# A namesake notebook's Secret still waiting for garbage collection: look again after this.
-WAIT_FOR_GC_SECONDS: Final = 5.0
 
 
 def generate_host_key(comment: str) -> HostKey:
@@ -62,8 +66,7 @@ class SSHReconciler:
         if cached is None:
             await self._create(notebook)
             return Result()
-        owner = controller_uid(cached)
-        if owner is not None and owner != notebook.uid:
+        if held_by_namesake(cached, notebook):
             log.info("host-key Secret belongs to a deleted namesake, waiting for GC", name=name)
             return Result(requeue_after=WAIT_FOR_GC_SECONDS)
         desired = {"apiVersion": "v1", "kind": "Secret", "metadata": child_metadata(notebook, name)}

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Final
 
 from notebook_controller.builders import workload
-from notebook_controller.reconcilers.common import STATEFULSETS, apply_if_changed, load_notebook
+from notebook_controller.reconcilers.common import (
+    STATEFULSETS,
+    WAIT_FOR_GC_SECONDS,
+    apply_if_changed,
+    held_by_namesake,
+    load_notebook,
+)
 from notebook_controller.runtime.controller import Request, Result, TerminalError
 from notebook_controller.runtime.events import WARNING, EventRecorder
 from notebook_controller.runtime.kube import ApiError, KubeClient
@@ -31,6 +37,8 @@ class WorkloadReconciler:
             return Result()
         desired = workload.statefulset(notebook)
         actual = self.statefulsets.get(request.namespace, desired["metadata"]["name"])
+        if held_by_namesake(actual, notebook):
+            return Result(requeue_after=WAIT_FOR_GC_SECONDS)
         try:
             await apply_if_changed(self.client, STATEFULSETS, desired, actual, FIELD_MANAGER)
         except ApiError as error:
