@@ -73,6 +73,7 @@ class LeaderElector:
         self._observed_spec: JsonDict | None = None
         self._observed_at = 0.0
         self.is_leader = False
+        self._renewed_at = self._clock.now()
         self._status = metrics.LEADER_ELECTION_STATUS.labels(config.lease_name)
         self._log = log.bind(
             lease=f"{config.lease_namespace}/{config.lease_name}", identity=config.identity
@@ -81,24 +82,34 @@ class LeaderElector:
     async def acquire(self) -> None:
         """Return once this process holds the lease."""
         self._log.info("waiting for leadership")
-        while not await self._try_acquire_or_renew():
+        while True:
+            attempt_started = self._clock.now()
+            if await self._try_acquire_or_renew():
+                break
             await self._clock.sleep(self.config.retry_period * (1 + self._rng.random() * _JITTER))
+        self._renewed_at = attempt_started
         self.is_leader = True
         self._status.set(1)
         self._log.info("became leader")
 
     async def hold(self) -> NoReturn:
         """Renew the lease until that fails for `renew_deadline`; then raise LeadershipLost."""
-        last_renewed = self._clock.now()
+        last_renewed = self._renewed_at
         while True:
             await self._clock.sleep(self.config.retry_period)
-            while not await self._try_acquire_or_renew():
+            deadline = last_renewed + self.config.renew_deadline
+            while True:
+                # Count from the attempt's start: the server may apply the renewal right away.
+                attempt_started = self._clock.now()
+                # No attempt may run past the deadline: a successor may start soon after it.
+                if await self._try_acquire_or_renew(deadline - attempt_started):
+                    last_renewed = attempt_started
+                    break
                 if self._held_by_other():
                     self._lost(f"lease taken by {self._observed_holder()}")
-                if self._clock.now() - last_renewed >= self.config.renew_deadline:
+                if self._clock.now() >= deadline:
                     self._lost("could not renew the lease within the renew deadline")
-                await self._clock.sleep(self.config.retry_period)
-            last_renewed = self._clock.now()
+                await self._clock.sleep(min(self.config.retry_period, deadline - self._clock.now()))
 
     async def release(self) -> None:
         """Give the lease up so a successor needn't wait for it to expire."""
@@ -155,9 +166,12 @@ class LeaderElector:
             self._observed_spec = spec
             self._observed_at = self._clock.now()
 
-    async def _try_acquire_or_renew(self) -> bool:
+    async def _try_acquire_or_renew(self, budget: float | None = None) -> bool:
+        call_timeout = self.config.request_timeout
+        if budget is not None:
+            call_timeout = max(0.0, min(call_timeout, budget))
         try:
-            async with asyncio.timeout(self.config.request_timeout):
+            async with asyncio.timeout(call_timeout):
                 return await self._acquire_or_renew_once()
         except _CALL_ERRORS as error:
             if isinstance(error, ApiError) and error.is_conflict:
