@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 import aiohttp
@@ -26,9 +26,6 @@ log = structlog.get_logger(__name__)
 
 IN_CLUSTER_URL_TEMPLATE: Final = "http://{service}.{namespace}.svc:80{prefix}"
 NO_TRACK: Final = {"no_track_activity": "1"}
-# api/status counts API requests in its last_activity at this resolution; a value this close to
-# `started` is the start itself.
-_START_SLACK: Final = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -150,7 +147,7 @@ def summarize(
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise ProbeFailed("bad-response", f"unexpected answer shape: {error!r}") from error
     candidates = kernel_times + terminal_times
-    if server_activity > started + _START_SLACK:
+    if server_activity > started:  # equal: nothing happened since the start
         candidates.append(server_activity)
     return JupyterActivity(
         reachable=True,
