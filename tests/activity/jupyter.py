@@ -133,16 +133,18 @@ class JupyterUser:
         await self._shell_request(
             kernel_id, "kernel_info_request", {}, wait_for="kernel_info_reply"
         )
-        await self.wait_kernel_state(kernel_id, {"idle"}, timeout=30)
+        await self.wait_kernel_state(kernel_id, {"idle"}, within=30)
         return kernel_id
 
     async def kernel(self, kernel_id: str) -> dict[str, Any]:
         found: dict[str, Any] = await self.get_untracked(f"api/kernels/{kernel_id}")
         return found
 
-    async def wait_kernel_state(self, kernel_id: str, states: set[str], timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            while (await self.kernel(kernel_id))["execution_state"] not in states:
+    async def wait_kernel_state(self, kernel_id: str, states: set[str], within: float) -> None:
+        async with asyncio.timeout(within):
+            while True:
+                if (await self.kernel(kernel_id))["execution_state"] in states:
+                    return
                 await asyncio.sleep(0.1)
 
     async def execute(self, kernel_id: str, code: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -50,7 +50,7 @@ class Watcher:
     probe: JupyterProbe
     server: JupyterServer
     idle_timeout: str
-    state: ActivityState = ActivityState()
+    state: ActivityState = field(default_factory=ActivityState)
 
     async def once(self) -> Decision:
         jupyter = await observe(self.probe, self.server)
@@ -75,9 +75,11 @@ class Watcher:
 
     async def until_idle(self, within: float) -> Decision:
         async with asyncio.timeout(within):
-            while (decision := await self.once()).status != TRUE:
+            while True:
+                decision = await self.once()
+                if decision.status == TRUE:
+                    return decision
                 await asyncio.sleep(0.2)
-        return decision
 
 
 async def test_fresh_server_is_reachable_with_no_activity_yet(
@@ -131,7 +133,7 @@ async def test_kernel_busy_in_sleep_keeps_the_notebook_active(
     during = await watcher.for_seconds(3.5)
     assert {(d.status, d.reason) for d in during} == {(FALSE, Reason.KERNEL_BUSY)}
 
-    await jupyter_user.wait_kernel_state(kernel_id, {"idle"}, timeout=30)
+    await jupyter_user.wait_kernel_state(kernel_id, {"idle"}, within=30)
     finished = await watcher.once()
     assert finished.status == FALSE
     assert await watcher.until_idle(within=10)
