@@ -14,6 +14,7 @@ Standard library only; uses the `go` and `openssl` commands.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -28,6 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +49,7 @@ SERVICE_IP = "10.96.0.1"
 START_TIMEOUT = float(os.environ.get("NBCTL_START_TIMEOUT", "90"))
 STOP_TIMEOUT = 30.0
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+CHILDREN: dict[int, subprocess.Popen] = {}  # processes started by this run, by PID
 
 
 class ClusterError(Exception):
@@ -430,14 +433,20 @@ def pid_is(pid: int | None, argv0: str) -> bool:
     """True if pid is alive and runs our binary (guards against PID reuse)."""
     if not pid:
         return False
+    proc = CHILDREN.get(pid)
+    if proc is not None:  # started by this very run: ask the kernel through waitpid
+        return proc.poll() is None
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: already dead
+    if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):  # zombie / dead
         return False
-    return bool(cmd) and cmd[0].decode(errors="replace") == argv0
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+    except OSError:
+        return False
+    return exe == argv0
 
 
 def port_free(port: int) -> bool:
@@ -475,6 +484,17 @@ def port_owner(port: int) -> str:
     return "another process"
 
 
+def exit_reason(pid: int | None) -> str:
+    """How a process started by this run ended ("exit code 1", "killed by SIGKILL")."""
+    proc = CHILDREN.get(pid or -1)
+    if proc is None or proc.poll() is None:
+        return "exited"
+    rc = proc.returncode
+    if rc < 0:
+        return f"killed by {signal.Signals(-rc).name}"
+    return f"exit code {rc}"
+
+
 def spawn(state: dict, name: str) -> None:
     comp = state["components"][name]
     port = comp["port"]
@@ -500,6 +520,7 @@ def spawn(state: dict, name: str) -> None:
             cwd=CLUSTER,
             start_new_session=True,
         )
+    CHILDREN[proc.pid] = proc
     comp["pid"] = proc.pid
     comp["stopped"] = False
     save_state(state)
@@ -543,7 +564,7 @@ def wait_healthy(state: dict, name: str, timeout: float = START_TIMEOUT) -> None
     while time.time() < deadline:
         if not pid_is(comp["pid"], comp["argv"][0]):
             raise ClusterError(
-                f"component {name} died on start: see {comp['log']}\n"
+                f"component {name} died on start ({exit_reason(comp['pid'])}): see {comp['log']}\n"
                 f"--- last 20 lines of {name} log ---\n{log_tail(Path(comp['log']))}"
             )
         if healthy(state, name):
@@ -611,6 +632,12 @@ kind: KwokConfiguration
 options:
   cidr: 10.244.128.0/17
   nodeLeaseDurationSeconds: 40
+  nodeLeaseParallelism: 4
+  podPlayStageParallelism: 8
+  nodePlayStageParallelism: 4
+  podsOnNodeSyncParallelism: 2
+  enablePodsOnNodeSyncListPager: true
+  enablePodsOnNodeSyncStreamWatch: false
 ---
 """
         + stages
@@ -639,12 +666,6 @@ def node_manifest(name: str, role: str, pod_cidr: str, extra: dict[str, str]) ->
         "status": {
             "capacity": capacity,
             "allocatable": capacity,
-            "nodeInfo": {
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "kubeletVersion": "fake",
-                "kubeProxyVersion": "fake",
-            },
         },
     }
 
@@ -850,6 +871,28 @@ def nodes_ready(state: dict) -> bool:
 # --------------------------------------------------------------------------- commands
 
 
+@contextlib.contextmanager
+def cluster_lock(timeout: float = 600) -> Iterator[None]:
+    """Serialize up/down/stop-component/start-component between concurrent callers."""
+    CLUSTER.mkdir(parents=True, exist_ok=True)
+    with (CLUSTER / ".lock").open("a+") as lock:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.time() > deadline:
+                    raise ClusterError(
+                        f"another hack/cluster.sh holds {CLUSTER / '.lock'} after {timeout:.0f}s"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def running_components(state: dict) -> dict[str, bool]:
     return {n: pid_is(c.get("pid"), c["argv"][0]) for n, c in state["components"].items()}
 
@@ -870,9 +913,7 @@ def teardown(state: dict, *, remove_data: bool = True) -> None:
 
 def cmd_up() -> None:
     bins = build()
-    CLUSTER.mkdir(parents=True, exist_ok=True)
-    with (CLUSTER / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cluster_lock():
         state = load_state()
         if state:
             alive = running_components(state)
@@ -883,6 +924,7 @@ def cmd_up() -> None:
                 and healthy(state, "kube-apiserver")
             ):
                 say(f"already up ({state['api']}); KUBECONFIG={KUBECONFIG}")
+                print("reused")
                 return
             dead = [n for n, ok in alive.items() if not ok]
             reason = (
@@ -917,6 +959,7 @@ def cmd_up() -> None:
             teardown(state)
             raise
         say(f"up in {time.time() - t0:.1f}s: {state['api']}  KUBECONFIG={KUBECONFIG}")
+        print("started")  # stdout: "started" or "reused" (hack/test.sh stops only what it started)
 
 
 def start_all(state: dict, bins: Path) -> None:
@@ -966,12 +1009,11 @@ def start_all(state: dict, bins: Path) -> None:
 
 
 def cmd_down() -> None:
-    state = load_state()
-    if not state:
-        say("not running (no .cluster/state.json)")
-        return
-    with (CLUSTER / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cluster_lock():
+        state = load_state()
+        if not state:
+            say("not running (no .cluster/state.json)")
+            return
         teardown(state)
     say("down")
 
@@ -1001,22 +1043,24 @@ def cmd_status() -> int:
 
 
 def cmd_stop_component(name: str) -> None:
-    state = require_state()
-    comp = state["components"][name]
-    stop_pid(comp.get("pid"), comp["argv"][0], name)
-    comp["stopped"] = True
-    save_state(state)
+    with cluster_lock():
+        state = require_state()
+        comp = state["components"][name]
+        stop_pid(comp.get("pid"), comp["argv"][0], name)
+        comp["stopped"] = True
+        save_state(state)
     say(f"{name} stopped")
 
 
 def cmd_start_component(name: str) -> None:
-    state = require_state()
-    comp = state["components"][name]
-    if pid_is(comp.get("pid"), comp["argv"][0]):
-        say(f"{name} already running (pid {comp['pid']})")
-        return
-    spawn(state, name)
-    wait_healthy(state, name)
+    with cluster_lock():
+        state = require_state()
+        comp = state["components"][name]
+        if pid_is(comp.get("pid"), comp["argv"][0]):
+            say(f"{name} already running (pid {comp['pid']})")
+            return
+        spawn(state, name)
+        wait_healthy(state, name)
     say(f"{name} started (pid {comp['pid']})")
 
 

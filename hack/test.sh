@@ -21,10 +21,10 @@ reachable() {
 if [ -n "${KUBECONFIG:-}" ] && [ -f "${KUBECONFIG%%:*}" ] && reachable "${KUBECONFIG%%:*}"; then
   echo "test: using the cluster from KUBECONFIG=$KUBECONFIG" >&2
 else
-  if ! hack/cluster.sh status >/dev/null 2>&1; then
+  # `up` prints "started" or "reused" on stdout: stop at the end only a cluster we started
+  if [ "$(hack/cluster.sh up)" = started ]; then
     started=1
   fi
-  hack/cluster.sh up
   export KUBECONFIG="$PWD/.cluster/kubeconfig"
 fi
 
