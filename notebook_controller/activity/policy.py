@@ -122,6 +122,10 @@ class LabelSelector(_Frozen):
     match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
     match_expressions: tuple[SelectorRequirement, ...] = Field(default=(), alias="matchExpressions")
 
+    @property
+    def is_empty(self) -> bool:
+        return not self.match_labels and not self.match_expressions
+
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(labels.get(k) == v for k, v in self.match_labels.items()) and all(
             requirement.matches(labels) for requirement in self.match_expressions

@@ -1,0 +1,453 @@
+"""Idle reclaimer: probes running jupyter notebooks, owns the `Idle` condition and
+`status.ssh.lastSshClientActivity` (field manager notebook-controller-idle), and pauses notebooks
+idle past the policy's reclaim grace.
+
+Any event on a notebook enqueues it, but a notebook is probed at most once per probe interval
+(per policy version): a pass woken by a status write — ours or the status reconciler's — probes
+nothing and writes nothing, so writes can't feed a loop. Status is applied only when our part of
+it differs from the cache. Pausing is one merge patch guarded by the cached resourceVersion: if
+the user changed the notebook meanwhile, the patch conflicts and the next pass looks again.
+
+The timing rules are `notebook_controller.activity.rules`; the crash-loop decision is documented
+there and in docs/idle.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import aiohttp
+import structlog
+
+from notebook_controller.activity import metrics
+from notebook_controller.activity.jupyter import IN_CLUSTER_URL_TEMPLATE, JupyterProbe
+from notebook_controller.activity.policy import IdlePolicy, format_duration
+from notebook_controller.activity.rules import (
+    TRUE,
+    ActivityState,
+    Decision,
+    Observation,
+    PodState,
+    ReclaimReason,
+    decide,
+    rfc3339,
+)
+from notebook_controller.activity.ssh import SshActivity, read_ssh_activity
+from notebook_controller.api.models import (
+    CONDITION_IDLE,
+    NAME_LABEL,
+    RECLAIMED_AT_ANNOTATION,
+    Notebook,
+    NotebookType,
+)
+from notebook_controller.builders.names import http_service_name, name_label_value, pod_name
+from notebook_controller.builders.status import pod_readiness
+from notebook_controller.builders.workload import main_container_index, nb_prefix
+from notebook_controller.reconcilers.common import INDEX_NAME_LABEL, NOTEBOOKS, load_notebook
+from notebook_controller.reconcilers.idle_policy import CONFIGMAPS, PolicySource
+from notebook_controller.runtime.controller import Controller, Request, Result
+from notebook_controller.runtime.events import NORMAL, EventRecorder
+from notebook_controller.runtime.informer import Informer
+from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
+from notebook_controller.runtime.manager import Manager
+from notebook_controller.runtime.store import Store
+from notebook_controller.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+FIELD_MANAGER: Final = "notebook-controller-idle"
+NAMESPACES: Final = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
+NAMESPACE_LABELS_TTL: Final = 60.0
+CONFLICT_RETRY_SECONDS: Final = 1.0
+
+JsonDict = dict[str, Any]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Tracked:
+    uid: str
+    state: ActivityState
+    next_probe: datetime
+    policy_version: str
+
+
+class NamespaceLabels:
+    """Namespace labels for the policy's selector, fetched on demand and kept a minute."""
+
+    def __init__(self, client: KubeClient, ttl: float = NAMESPACE_LABELS_TTL) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, dict[str, str]]] = {}
+
+    async def get(self, namespace: str) -> dict[str, str]:
+        cached = self._cache.get(namespace)
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        found = await self.client.get(NAMESPACES, None, namespace)
+        labels = dict(((found or {}).get("metadata") or {}).get("labels") or {})
+        self._cache[namespace] = (time.monotonic(), labels)
+        return labels
+
+
+class IdleReconciler:
+    name = "idle"
+
+    def __init__(
+        self,
+        client: KubeClient,
+        recorder: EventRecorder,
+        *,
+        notebooks: Store,
+        pods: Store,
+        policies: PolicySource,
+        url_template: str = IN_CLUSTER_URL_TEMPLATE,
+        probe: JupyterProbe | None = None,
+        max_concurrent_probes: int = 16,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.client = client
+        self.recorder = recorder
+        self.notebooks = notebooks
+        self.pods = pods
+        self.policies = policies
+        self.url_template = url_template
+        self.max_concurrent_probes = max_concurrent_probes
+        self.now = now
+        self.namespaces = NamespaceLabels(client)
+        self._probe = probe
+        self._session: aiohttp.ClientSession | None = None
+        self._exec_slots = asyncio.Semaphore(max_concurrent_probes)
+        self._tracked: dict[Request, _Tracked] = {}
+        self._idle: set[Request] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def probe(self) -> JupyterProbe:
+        """The shared probe; its ClientSession is made on first use, inside the running loop."""
+        if self._probe is None:
+            self._session = aiohttp.ClientSession()
+            self._probe = JupyterProbe(
+                self._session,
+                url_template=self.url_template,
+                max_concurrency=self.max_concurrent_probes,
+            )
+        return self._probe
+
+    async def close_on_exit(self) -> None:
+        """A manager runnable: idles until cancelled at shutdown, then closes the session."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if self._session is not None:
+                await self._session.close()
+
+    # --- reconcile ------------------------------------------------------------------------
+
+    async def reconcile(self, request: Request) -> Result:
+        notebook = load_notebook(self.notebooks, request)
+        if notebook is None:
+            self._untrack(request)
+            return Result()
+        raw = self.notebooks.get(request.namespace, request.name) or {}
+        loaded = await self.policies.current()
+        if notebook.spec.paused or not await self._covered(notebook, loaded.policy):
+            self._untrack(request)
+            await self._apply_status(notebook, raw, None, ssh_seen_at=None)
+            return Result()
+        if RECLAIMED_AT_ANNOTATION in _annotations(raw):
+            await self._clear_reclaimed(notebook)  # resumed: the next pod starts a fresh clock
+        now = self.now()
+        tracked = self._tracked.get(request)
+        if tracked is not None and tracked.uid != notebook.uid:
+            tracked = None  # a new notebook of the same name
+        probed_recently = tracked is not None and tracked.policy_version == loaded.version
+        if tracked is not None and probed_recently and now < tracked.next_probe:
+            return Result(requeue_after=(tracked.next_probe - now).total_seconds())
+        previous = tracked.state if tracked is not None else ActivityState()
+        observation = await self._observe(notebook, loaded.policy)
+        decision = decide(previous, observation, loaded.policy, now)
+        interval = loaded.policy.probe_interval
+        self._tracked[request] = _Tracked(
+            notebook.uid, decision.state, now + interval, loaded.version
+        )
+        self._count_idle(request, decision.status == TRUE)
+        log.debug(
+            "activity probed",
+            idle=decision.status,
+            reason=decision.reason,
+            pod=observation.pod,
+            last_activity=decision.state.last_activity,
+        )
+        await self._apply_status(notebook, raw, decision, now if decision.ssh_active else None)
+        if decision.reclaim is not None:
+            return await self._reclaim(request, notebook, raw, decision, loaded.policy)
+        return Result(requeue_after=interval.total_seconds())
+
+    async def _covered(self, notebook: Notebook, policy: IdlePolicy) -> bool:
+        """Only jupyter notebooks, only where the policy applies and isn't opted out of."""
+        if not policy.enabled or notebook.spec.type is not NotebookType.JUPYTER:
+            return False
+        if policy.opted_out(notebook.metadata.get("annotations") or {}):
+            return False
+        if policy.namespace_selector.is_empty:
+            return True
+        return policy.covers_namespace(await self.namespaces.get(notebook.namespace))
+
+    # --- observing ------------------------------------------------------------------------
+
+    async def _observe(self, notebook: Notebook, policy: IdlePolicy) -> Observation:
+        pod = self._pod(notebook)
+        state = _pod_state(pod)
+        if pod is None or state is not PodState.READY:
+            return Observation(state, _uid(pod))
+        timeout = policy.probe_timeout.total_seconds()
+        jupyter_probe = self.probe().probe(
+            namespace=notebook.namespace,
+            service=http_service_name(notebook.name),
+            prefix=nb_prefix(notebook),
+            request_timeout=timeout,
+        )
+        if not notebook.spec.ssh_enabled:
+            return Observation(state, _uid(pod), await jupyter_probe)
+        jupyter, ssh = await asyncio.gather(jupyter_probe, self._ssh_activity(pod, timeout))
+        return Observation(state, _uid(pod), jupyter, ssh)
+
+    def _pod(self, notebook: Notebook) -> JsonDict | None:
+        pod = self.pods.get(notebook.namespace, pod_name(notebook.name))
+        labels = (pod or {}).get("metadata", {}).get("labels") or {}
+        return pod if labels.get(NAME_LABEL) == name_label_value(notebook.name) else None
+
+    async def _ssh_activity(self, pod: JsonDict, exec_timeout: float) -> SshActivity:
+        metadata = pod["metadata"]
+        containers = (pod.get("spec") or {}).get("containers") or [{}]
+        container = str(containers[main_container_index(containers)].get("name", ""))
+
+        async def exec_in_pod(command: Sequence[str]) -> str:
+            return await self.client.exec(
+                metadata["namespace"],
+                metadata["name"],
+                container,
+                command,
+                exec_timeout=exec_timeout,
+            )
+
+        async with self._exec_slots:
+            return await read_ssh_activity(exec_in_pod)
+
+    # --- writing --------------------------------------------------------------------------
+
+    async def _apply_status(
+        self,
+        notebook: Notebook,
+        raw: JsonDict,
+        decision: Decision | None,
+        ssh_seen_at: datetime | None,
+    ) -> None:
+        """Apply our part of the status when it differs from the cache's.
+
+        Fields this manager stops sending are removed by the server, so the Idle condition goes
+        away with `decision=None` while lastSshClientActivity is always sent again.
+        """
+        status: JsonDict = raw.get("status") or {}
+        current = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == CONDITION_IDLE), None
+        )
+        stored_ssh = (status.get("ssh") or {}).get("lastSshClientActivity")
+        ssh_activity = rfc3339(ssh_seen_at) if ssh_seen_at is not None else stored_ssh
+        condition = _condition(decision, current, self.now()) if decision is not None else None
+        if _same_condition(condition, current) and ssh_activity == stored_ssh:
+            return
+        mine: JsonDict = {}
+        if condition is not None:
+            mine["conditions"] = [condition]
+        if ssh_activity is not None:
+            mine["ssh"] = {"lastSshClientActivity": ssh_activity}
+        body = {
+            "apiVersion": notebook.api_version,
+            "kind": notebook.kind,
+            "metadata": {"name": notebook.name, "namespace": notebook.namespace},
+            "status": mine,
+        }
+        await self.client.apply_status(
+            NOTEBOOKS, notebook.namespace, notebook.name, body, FIELD_MANAGER
+        )
+        log.info(
+            "idle status applied",
+            idle=None if condition is None else condition["status"],
+            reason=None if condition is None else condition["reason"],
+        )
+
+    async def _reclaim(
+        self,
+        request: Request,
+        notebook: Notebook,
+        raw: JsonDict,
+        decision: Decision,
+        policy: IdlePolicy,
+    ) -> Result:
+        assert decision.reclaim is not None
+        now = self.now()
+        spec = raw.get("spec") or {}
+        pause: JsonDict = {"runMode": "paused"} if spec.get("suspend") is None else {}
+        if spec.get("suspend") is not None:
+            pause["suspend"] = True
+            if spec.get("runMode") is not None:
+                pause["runMode"] = "paused"
+        patch = {
+            "metadata": {
+                "resourceVersion": raw["metadata"]["resourceVersion"],
+                "annotations": {RECLAIMED_AT_ANNOTATION: rfc3339(now)},
+            },
+            "spec": pause,
+        }
+        try:
+            await self.client.patch(
+                NOTEBOOKS, notebook.namespace, notebook.name, patch, field_manager=FIELD_MANAGER
+            )
+        except ApiError as error:
+            if not error.is_conflict:
+                raise
+            # The notebook changed since the cache was read: look again with fresh eyes.
+            self._tracked.pop(request, None)
+            log.info("reclaim deferred: notebook changed meanwhile")
+            return Result(requeue_after=CONFLICT_RETRY_SECONDS)
+        self._untrack(request)
+        metrics.NOTEBOOKS_RECLAIMED.labels(decision.reclaim.value).inc()
+        message = _reclaim_message(decision, policy)
+        log.info("notebook reclaimed", reason=decision.reclaim, message=message)
+        await self.recorder.event(raw, NORMAL, "Reclaimed", message)
+        return Result()
+
+    async def _clear_reclaimed(self, notebook: Notebook) -> None:
+        patch = {"metadata": {"annotations": {RECLAIMED_AT_ANNOTATION: None}}}
+        await self.client.patch(
+            NOTEBOOKS, notebook.namespace, notebook.name, patch, field_manager=FIELD_MANAGER
+        )
+        log.info("notebook resumed after a reclaim")
+
+    # --- bookkeeping ----------------------------------------------------------------------
+
+    def _untrack(self, request: Request) -> None:
+        self._tracked.pop(request, None)
+        self._count_idle(request, False)
+
+    def _count_idle(self, request: Request, idle: bool) -> None:
+        if idle:
+            self._idle.add(request)
+        else:
+            self._idle.discard(request)
+        metrics.NOTEBOOKS_IDLE.set(len(self._idle))
+
+
+def _annotations(raw: JsonDict) -> dict[str, str]:
+    return dict((raw.get("metadata") or {}).get("annotations") or {})
+
+
+def _uid(obj: JsonDict | None) -> str | None:
+    return None if obj is None else str(obj["metadata"].get("uid", ""))
+
+
+def _pod_state(pod: JsonDict | None) -> PodState:
+    if pod is None or pod["metadata"].get("deletionTimestamp"):
+        return PodState.NOT_RUNNING
+    if not (pod.get("spec") or {}).get("nodeName"):
+        return PodState.NOT_RUNNING
+    return PodState.READY if pod_readiness(pod).ready else PodState.NOT_READY
+
+
+def _condition(decision: Decision, current: JsonDict | None, now: datetime) -> JsonDict:
+    unchanged = current is not None and current.get("status") == decision.status
+    since = current.get("lastTransitionTime") if unchanged and current else None
+    return {
+        "type": CONDITION_IDLE,
+        "status": decision.status,
+        "reason": decision.reason.value,
+        "message": decision.message,
+        "lastTransitionTime": since or rfc3339(now),
+    }
+
+
+def _same_condition(desired: JsonDict | None, current: JsonDict | None) -> bool:
+    if desired is None or current is None:
+        return desired is current
+    keys = ("status", "reason", "message", "lastTransitionTime")
+    return all(desired.get(key) == current.get(key) for key in keys)
+
+
+def _reclaim_message(decision: Decision, policy: IdlePolicy) -> str:
+    limits = (
+        f"idle timeout {format_duration(policy.idle_timeout)}"
+        f" + reclaim grace {format_duration(policy.reclaim_grace)}"
+    )
+    last = decision.state.last_activity
+    if decision.reclaim is ReclaimReason.UNREACHABLE:
+        what = "its server has not been ready"
+        what += f", no activity since {rfc3339(last)}" if last else ""
+    else:
+        what = f"no activity since {rfc3339(last)}" if last else "no activity"
+    return f"Paused to free its resources: {what} ({limits}). Set it running again to resume."
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+
+def register(
+    manager: Manager,
+    client: KubeClient,
+    settings: Settings,
+    *,
+    notebooks: Informer,
+    pods: Informer,
+    recorder: EventRecorder,
+    url_template: str | None = None,
+    now: Callable[[], datetime] = _utcnow,
+) -> Controller:
+    """Add the idle controller (and its policy ConfigMap informer) to `manager`."""
+    configmaps = Informer(client, CONFIGMAPS, namespaces=[settings.idle_policy_namespace])
+    policies = PolicySource(
+        configmaps.store, settings.idle_policy_namespace, settings.idle_policy_configmap, recorder
+    )
+    reconciler = IdleReconciler(
+        client,
+        recorder,
+        notebooks=notebooks.store,
+        pods=pods.store,
+        policies=policies,
+        url_template=url_template or settings.jupyter_url_template or IN_CLUSTER_URL_TEMPLATE,
+        now=now,
+    )
+    controller = Controller("idle", reconciler, workers=settings.workers, log_key="notebook")
+    controller.watch_primary(notebooks)
+    controller.watch_mapped(pods, _pod_owner(notebooks.store))
+
+    def every_notebook_on_policy_change(configmap: JsonDict) -> Iterable[Request]:
+        if not policies.is_policy(configmap):
+            return []
+        return [Request.for_object(nb) for nb in notebooks.store.list()]
+
+    controller.watch_mapped(configmaps, every_notebook_on_policy_change)
+    manager.add_controller(controller)
+    manager.add_runnable(reconciler.close_on_exit, needs_leader=False)
+    return controller
+
+
+def _pod_owner(notebooks: Store) -> Callable[[JsonDict], list[Request]]:
+    """A pod's readiness changing wakes its notebook (probing still waits for its interval)."""
+
+    def mapper(pod: JsonDict) -> list[Request]:
+        label = (pod["metadata"].get("labels") or {}).get(NAME_LABEL)
+        if label is None:
+            return []
+        key = f"{pod['metadata'].get('namespace', '')}/{label}"
+        return [Request.for_object(nb) for nb in notebooks.by_index(INDEX_NAME_LABEL, key)]
+
+    return mapper
