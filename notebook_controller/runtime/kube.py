@@ -243,7 +243,7 @@ class KubeClient:
             "PATCH",
             kind.path(namespace, name, subresource),
             query=query,
-            body=json.dumps(body).encode(),
+            body=body,
             content_type=PATCH_CONTENT_TYPES["apply"],
         )
 
@@ -272,7 +272,7 @@ class KubeClient:
             "PATCH",
             kind.path(namespace, name, subresource),
             query=_query(fieldManager=field_manager),
-            body=json.dumps(body).encode(),
+            body=body,
             content_type=PATCH_CONTENT_TYPES[patch_type],
         )
 
