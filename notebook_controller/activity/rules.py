@@ -4,8 +4,9 @@ No I/O and no clock of its own: `now` is an argument, so a 24h rule is tested in
 
 The idle clock (`last_activity`) is the newest evidence of use: a busy kernel or an open SSH
 session (evidence "now"), or a kernel, terminal or API activity time the server reports. It
-starts when a pod is first seen answering (the server's start time), so a notebook just created
-or resumed gets a fresh clock; later restarts of the same pod's server do not reset it.
+starts when a pod is first seen answering (the pod's or its server's start time, whichever is
+later), so a notebook just created or resumed gets a fresh clock; later restarts of the same
+pod's server do not reset it.
 
 Decisions, in order:
 
@@ -78,6 +79,8 @@ class Observation:
     pod_uid: str | None = None
     jupyter: JupyterActivity | None = None
     ssh: SshActivity | None = None
+    pod_started: datetime | None = None
+    """When the pod started (status.startTime): a new pod's idle clock starts no earlier."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def decide(
             f"The activity probe failed ({jupyter.failure}): {jupyter.detail}",
             replace(state, not_ready_since=None),
         )
-    return _reachable(state, jupyter, observation.ssh, policy, now)
+    return _reachable(state, observation, jupyter, policy, now)
 
 
 def _not_ready(state: ActivityState, policy: IdlePolicy, now: datetime) -> Decision:
@@ -145,13 +148,14 @@ def _not_ready(state: ActivityState, policy: IdlePolicy, now: datetime) -> Decis
 
 def _reachable(
     state: ActivityState,
+    observation: Observation,
     jupyter: JupyterActivity,
-    ssh: SshActivity | None,
     policy: IdlePolicy,
     now: datetime,
 ) -> Decision:
+    ssh = observation.ssh
     ssh_active = ssh is not None and ssh.reachable and ssh.connections > 0
-    last_activity = _last_activity(state, jupyter, now)
+    last_activity = _last_activity(state, observation, jupyter, now)
     busy_reason = Reason.KERNEL_BUSY if jupyter.busy else Reason.SSH_SESSION
     if jupyter.busy or ssh_active:
         last_activity = now
@@ -179,12 +183,15 @@ def _reachable(
     return Decision(TRUE, Reason.NO_ACTIVITY, message, state, reclaim=reclaim)
 
 
-def _last_activity(state: ActivityState, jupyter: JupyterActivity, now: datetime) -> datetime:
+def _last_activity(
+    state: ActivityState, observation: Observation, jupyter: JupyterActivity, now: datetime
+) -> datetime:
     """Newest evidence, never in the future (the pod's clock may run ahead of ours)."""
-    evidence = [t for t in (state.last_activity, jupyter.last_activity) if t is not None]
-    if state.last_activity is None and jupyter.started is not None:
-        evidence.append(jupyter.started)  # first answer of this pod: its start opens the clock
-    return min(max(evidence, default=now), now)
+    evidence = [state.last_activity, jupyter.last_activity]
+    if state.last_activity is None:
+        # First answer from this pod: its start (or its server's) opens the clock.
+        evidence += [jupyter.started, observation.pod_started]
+    return min(max((t for t in evidence if t is not None), default=now), now)
 
 
 def rfc3339(moment: datetime) -> str:

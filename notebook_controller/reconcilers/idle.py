@@ -25,7 +25,7 @@ import aiohttp
 import structlog
 
 from notebook_controller.activity import metrics
-from notebook_controller.activity.jupyter import IN_CLUSTER_URL_TEMPLATE, JupyterProbe
+from notebook_controller.activity.jupyter import IN_CLUSTER_URL_TEMPLATE, JupyterProbe, parse_time
 from notebook_controller.activity.policy import IdlePolicy, format_duration
 from notebook_controller.activity.rules import (
     TRUE,
@@ -209,6 +209,7 @@ class IdleReconciler:
         state = _pod_state(pod)
         if pod is None or state is not PodState.READY:
             return Observation(state, _uid(pod))
+        started = _pod_started(pod)
         timeout = policy.probe_timeout.total_seconds()
         jupyter_probe = self.probe().probe(
             namespace=notebook.namespace,
@@ -217,9 +218,9 @@ class IdleReconciler:
             request_timeout=timeout,
         )
         if not notebook.spec.ssh_enabled:
-            return Observation(state, _uid(pod), await jupyter_probe)
+            return Observation(state, _uid(pod), await jupyter_probe, pod_started=started)
         jupyter, ssh = await asyncio.gather(jupyter_probe, self._ssh_activity(pod, timeout))
-        return Observation(state, _uid(pod), jupyter, ssh)
+        return Observation(state, _uid(pod), jupyter, ssh, pod_started=started)
 
     def _pod(self, notebook: Notebook) -> JsonDict | None:
         pod = self.pods.get(notebook.namespace, pod_name(notebook.name))
@@ -354,6 +355,11 @@ def _annotations(raw: JsonDict) -> dict[str, str]:
 
 def _uid(obj: JsonDict | None) -> str | None:
     return None if obj is None else str(obj["metadata"].get("uid", ""))
+
+
+def _pod_started(pod: JsonDict) -> datetime | None:
+    started = (pod.get("status") or {}).get("startTime")
+    return parse_time(started) if isinstance(started, str) else None
 
 
 def _pod_state(pod: JsonDict | None) -> PodState:

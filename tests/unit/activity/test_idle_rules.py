@@ -232,6 +232,16 @@ def test_resumed_notebook_gets_a_fresh_clock() -> None:
     assert decision.state.last_activity == notebook.now - MINUTE
 
 
+def test_resumed_pod_clock_starts_no_earlier_than_the_pod() -> None:
+    notebook = Notebook()
+    notebook.now = T0 + 10 * HOUR
+    pod_started = T0 + 10 * HOUR - MINUTE
+    # the server reports activity from long before this pod existed (e.g. a clock mix-up)
+    resumed = Observation(PodState.READY, "pod-2", idle_server(T0), pod_started=pod_started)
+    decision = notebook.observe(resumed)
+    assert (decision.status, decision.state.last_activity) == (FALSE, pod_started)
+
+
 def test_server_clock_ahead_of_ours_does_not_postpone_idleness() -> None:
     notebook = Notebook()
     ahead = idle_server(T0 + 3 * HOUR)  # node clock three hours fast
