@@ -917,25 +917,34 @@ def cmd_up() -> None:
         state = load_state()
         if state:
             alive = running_components(state)
-            stopped = [n for n, c in state["components"].items() if c.get("stopped")]
-            if (
-                all(alive.values())
-                and state.get("key") == bins.parent.name
-                and healthy(state, "kube-apiserver")
-            ):
-                say(f"already up ({state['api']}); KUBECONFIG={KUBECONFIG}")
-                print("reused")
-                return
-            dead = [n for n, ok in alive.items() if not ok]
+            # components stopped on purpose (stop-component) are left alone: a test owns them
+            paused = sorted(
+                n for n, c in state["components"].items() if c.get("stopped") and not alive[n]
+            )
+            dead = [n for n, ok in alive.items() if not ok and n not in paused]
+            same_key = state.get("key") == bins.parent.name
+            if same_key and not dead:
+                if paused:
+                    say(
+                        f"up ({state['api']}), but stopped on purpose: {', '.join(paused)} "
+                        "(hack/cluster.sh start-component NAME)"
+                    )
+                    print("reused")
+                    return
+                deadline = time.time() + 30
+                while time.time() < deadline and not healthy(state, "kube-apiserver"):
+                    time.sleep(0.5)
+                if healthy(state, "kube-apiserver"):
+                    say(f"already up ({state['api']}); KUBECONFIG={KUBECONFIG}")
+                    print("reused")
+                    return
             reason = (
                 f"components not running: {', '.join(dead)}"
                 if dead
                 else "binaries changed"
-                if state.get("key") != bins.parent.name
-                else "apiserver unhealthy"
+                if not same_key
+                else "apiserver unhealthy for 30s"
             )
-            if stopped and set(dead) <= set(stopped):
-                reason += " (stopped with stop-component)"
             say(f"stale cluster detected ({reason}); tearing it down and starting fresh")
             teardown(state)
         # a crash before state.json was written may leave pki/ behind: start clean
