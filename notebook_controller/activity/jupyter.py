@@ -97,7 +97,7 @@ class JupyterProbe:
                 result = await self._probe(base, timeout)
             except ProbeFailed as failed:
                 metrics.PROBE_FAILURES.labels(failed.failure).inc()
-                log.info("jupyter probe failed", failure=failed.failure, detail=failed.detail)
+                log.debug("jupyter probe failed", failure=failed.failure, detail=failed.detail)
                 result = JupyterActivity.unreachable(failed.failure, failed.detail)
             finally:
                 metrics.PROBE_DURATION.labels("jupyter").observe(time.monotonic() - started)

@@ -73,7 +73,7 @@ async def read_ssh_activity(exec_in_pod: Exec, port: int = SSH_PORT) -> SshActiv
             partial = getattr(error, "output", "")
             if not (isinstance(partial, str) and looks_like_proc_net_tcp(partial)):
                 metrics.PROBE_FAILURES.labels("exec").inc()
-                log.info("ssh probe failed", error=repr(error))
+                log.debug("ssh probe failed", error=repr(error))
                 return SshActivity(reachable=False, detail=f"exec failed: {error}")
             text = partial
         if not looks_like_proc_net_tcp(text):

@@ -128,6 +128,9 @@ class IdleReconciler:
         self._exec_slots = asyncio.Semaphore(max_concurrent_probes)
         self._tracked: dict[Request, _Tracked] = {}
         self._idle: set[Request] = set()
+        # Our last status apply per notebook (resourceVersion it produced, what it held), so a
+        # pass that runs before the cache shows that write doesn't send it again.
+        self._written: dict[Request, tuple[int, JsonDict]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -272,15 +275,19 @@ class IdleReconciler:
             mine["conditions"] = [condition]
         if ssh_activity is not None:
             mine["ssh"] = {"lastSshClientActivity": ssh_activity}
+        request = Request(notebook.namespace, notebook.name)
+        if self._already_written(request, raw, mine):
+            return
         body = {
             "apiVersion": notebook.api_version,
             "kind": notebook.kind,
             "metadata": {"name": notebook.name, "namespace": notebook.namespace},
             "status": mine,
         }
-        await self.client.apply_status(
+        written = await self.client.apply_status(
             NOTEBOOKS, notebook.namespace, notebook.name, body, FIELD_MANAGER
         )
+        self._written[request] = (_resource_version(written), mine)
         log.info(
             "idle status applied",
             idle=None if condition is None else condition["status"],
@@ -337,9 +344,20 @@ class IdleReconciler:
 
     # --- bookkeeping ----------------------------------------------------------------------
 
+    def _already_written(self, request: Request, raw: JsonDict, mine: JsonDict) -> bool:
+        written = self._written.get(request)
+        if written is None:
+            return False
+        if _resource_version(raw) >= written[0]:
+            del self._written[request]  # the cache has caught up: trust it
+            return False
+        return written[1] == mine
+
     def _untrack(self, request: Request) -> None:
         self._tracked.pop(request, None)
         self._count_idle(request, False)
+        if self.notebooks.get(request.namespace, request.name) is None:
+            self._written.pop(request, None)
 
     def _count_idle(self, request: Request, idle: bool) -> None:
         if idle:
@@ -347,6 +365,12 @@ class IdleReconciler:
         else:
             self._idle.discard(request)
         metrics.NOTEBOOKS_IDLE.set(len(self._idle))
+
+
+def _resource_version(obj: JsonDict) -> int:
+    """etcd revisions are integers; anything else sorts first (never skips a write)."""
+    version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    return int(version) if version.isdigit() else -1
 
 
 def _annotations(raw: JsonDict) -> dict[str, str]:

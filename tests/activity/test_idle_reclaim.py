@@ -1,0 +1,200 @@
+"""The idle reclaimer end to end: the controller process against the local control plane, its
+probe pointed (`--jupyter-url-template`) at a real jupyter_server serving under the notebook's
+base_url. KWOK runs no containers, so the notebook pods are Ready without a server in them; the
+test's server stands in for the one the pod would run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+
+from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
+from tests.activity.jupyter import (
+    JupyterServer,
+    JupyterUser,
+    notebook_prefix,
+    start_jupyter_server,
+)
+from tests.crd import notebook_crd  # noqa: F401
+from tests.e2e.controller import condition, get, wait_condition
+from tests.kube import ROOT, Cluster, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+
+T = TypeVar("T")
+NB = "idle-nb"
+POD = f"managed-notebook-{NB}-0"
+HTTP_SERVICE = f"managed-notebook-http-{NB}"
+POLICY = "idle-policy"
+IDLE_TIMEOUT = 8
+RECLAIM_GRACE = 8
+
+
+def notebook(name: str, type_: str = "jupyter") -> dict[str, Any]:
+    return {
+        "apiVersion": "tensorstack.dev/v1beta1",
+        "kind": "Notebook",
+        "metadata": {"name": name},
+        "spec": {
+            "type": type_,
+            "runMode": "running",
+            "template": {"spec": {"containers": [{"name": "notebook", "image": "jupyter:1"}]}},
+        },
+    }
+
+
+def as_user(server: JupyterServer, action: Callable[[JupyterUser], Awaitable[T]]) -> T:
+    async def act() -> T:
+        async with aiohttp.ClientSession() as session:
+            return await action(JupyterUser(session, server))
+
+    return asyncio.run(act())
+
+
+class Controller:
+    def __init__(self, cluster: Cluster, namespace: str, template: str, log_path: Path) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "tests.activity.run_controller",
+            "run",
+            f"--kubeconfig={cluster.kubeconfig}",
+            f"--namespaces={namespace}",
+            f"--jupyter-url-template={template}",
+            f"--idle-policy-namespace={namespace}",
+            f"--idle-policy-configmap={POLICY}",
+            "--log-format=json",
+            "--log-level=debug",
+            "--health-address=127.0.0.1:0",
+            "--graceful-shutdown-timeout=5",
+        ]
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ)
+            )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(namespace: str, tmp_path: Path) -> Iterator[JupyterServer]:
+    started = start_jupyter_server(tmp_path / "jupyter", notebook_prefix(namespace, NB))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def controller(
+    cluster: Cluster,
+    namespace: str,
+    notebook_crd: str,  # noqa: F811
+    server: JupyterServer,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Controller]:
+    policy = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": POLICY},
+        "data": {
+            "idleTimeout": f"{IDLE_TIMEOUT}s",
+            "reclaimGrace": f"{RECLAIM_GRACE}s",
+            "probeInterval": "1s",
+            "probeTimeout": "2s",
+        },
+    }
+    cluster.apply(policy, namespace)
+    running = Controller(cluster, namespace, server.url_template, tmp_path / "controller.log")
+    yield running
+    running.stop()
+    call = getattr(request.node, "report_call", None)
+    if call is None or call.failed:
+        print("--- controller log (last 150 lines) ---")
+        print("\n".join(running.log_path.read_text(errors="replace").splitlines()[-150:]))
+
+
+def idle_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return condition(get(cluster, namespace, "notebook", name), "Idle")
+
+
+def test_busy_then_idle_notebook_is_reclaimed_and_resumes(
+    cluster: Cluster, namespace: str, server: JupyterServer, controller: Controller
+) -> None:
+    for body in (notebook(NB), notebook("no-server-nb"), notebook("rstudio-nb", "rstudio")):
+        cluster.apply(body, namespace)
+    wait_condition(cluster, namespace, NB, "Ready", "True")
+
+    # A cell sleeping longer than idle timeout + grace keeps the notebook active throughout.
+    kernel_id = as_user(server, lambda user: user.start_kernel())
+    as_user(server, lambda user: user.execute(kernel_id, "import time\ntime.sleep(25)"))
+    wait_condition(cluster, namespace, NB, "Idle", "False", "KernelBusy", timeout=30)
+    deadline = time.monotonic() + IDLE_TIMEOUT + RECLAIM_GRACE + 2
+    while time.monotonic() < deadline:
+        seen = get(cluster, namespace, "notebook", NB)
+        assert seen is not None and seen["spec"]["runMode"] == "running"
+        assert condition(seen, "Idle").get("reason") == "KernelBusy"
+        time.sleep(1)
+
+    # The cell ends; nothing else happens: Idle, then paused.
+    idle = wait_condition(cluster, namespace, NB, "Idle", "True", "NoActivity", timeout=60)
+    last_activity = as_user(server, lambda user: user.kernel(kernel_id))["last_activity"]
+    assert f"no activity since {last_activity[:19]}Z" in condition(idle, "Idle")["message"]
+
+    def paused_notebook() -> dict[str, Any] | None:
+        found = get(cluster, namespace, "notebook", NB)
+        return found if found is not None and found["spec"]["runMode"] == "paused" else None
+
+    paused = wait_for(paused_notebook, timeout=60, message="the idle notebook to be paused")
+    assert paused is not None
+    assert RECLAIMED_AT_ANNOTATION in paused["metadata"]["annotations"]
+    reclaimed = [e for e in cluster.events(namespace, NB) if e["reason"] == "Reclaimed"]
+    assert len(reclaimed) == 1 and reclaimed[0]["type"] == "Normal"
+    assert "no activity since" in reclaimed[0]["message"]
+    wait_for(lambda: get(cluster, namespace, "pod", POD) is None, timeout=60, message="pod removed")
+    assert get(cluster, namespace, "service", HTTP_SERVICE) is not None
+    wait_condition(cluster, namespace, NB, "Suspended", "True", "IdleReclaimed")
+    assert idle_condition(cluster, namespace, NB) == {}  # nothing to probe while paused
+
+    # Neighbours: a failed probe is Unknown and never reclaimed; rstudio is never probed.
+    no_server = get(cluster, namespace, "notebook", "no-server-nb")
+    assert no_server is not None and no_server["spec"]["runMode"] == "running"
+    assert condition(no_server, "Idle")["status"] == "Unknown"
+    assert condition(no_server, "Idle")["reason"] == "ProbeFailed"
+    assert "http-404" in condition(no_server, "Idle")["message"]
+    assert idle_condition(cluster, namespace, "rstudio-nb") == {}
+
+    # Resume: the user sets it running; a fresh idle clock starts with the new pod.
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "notebook",
+        NB,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"runMode": "running"}}),
+    )
+    wait_condition(cluster, namespace, NB, "Ready", "True", timeout=60)
+    fresh = wait_condition(cluster, namespace, NB, "Idle", "False", "RecentActivity", timeout=30)
+    assert RECLAIMED_AT_ANNOTATION not in (fresh["metadata"].get("annotations") or {})
+    assert fresh["spec"]["runMode"] == "running"
