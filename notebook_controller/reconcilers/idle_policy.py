@@ -9,13 +9,13 @@ missing ConfigMap means the defaults.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 
 from notebook_controller.activity import metrics
 from notebook_controller.activity.policy import IdlePolicy, PolicyError, policy_from_data
-from notebook_controller.runtime.events import WARNING, EventRecorder
+from notebook_controller.runtime.events import WARNING
 from notebook_controller.runtime.kube import ResourceKind
 from notebook_controller.runtime.store import Store
 
@@ -23,6 +23,12 @@ log = structlog.get_logger(__name__)
 
 CONFIGMAPS: Final = ResourceKind("", "v1", "configmaps", "ConfigMap")
 MISSING: Final = "<missing>"
+
+
+class Recorder(Protocol):
+    """What is needed of the runtime's EventRecorder."""
+
+    async def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -33,9 +39,7 @@ class LoadedPolicy:
 
 
 class PolicySource:
-    def __init__(
-        self, configmaps: Store, namespace: str, name: str, recorder: EventRecorder
-    ) -> None:
+    def __init__(self, configmaps: Store, namespace: str, name: str, recorder: Recorder) -> None:
         self.configmaps = configmaps
         self.namespace = namespace
         self.name = name
