@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from notebook_controller.api.models import Notebook
-from notebook_controller.builders import workload
+from notebook_controller.builders import services, workload
 from notebook_controller.builders.diff import covers, needs_apply, parse_quantity
-from tests.unit.builders.conftest import with_spec
+from tests.unit.builders.conftest import SEED_GPU, SEED_SSH, with_spec
+from tests.unit.builders.conftest import served as served_notebook
 
 
 def _as_served(desired: dict[str, Any]) -> dict[str, Any]:
@@ -90,3 +95,27 @@ def test_keyed_lists_match_by_key_and_plain_lists_by_position() -> None:
     assert covers(desired, actual)
     assert not covers(["sh", "-c"], ["sh", "-c", "x"])
     assert not covers(["-c", "sh"], ["sh", "-c"])
+
+
+# Objects the builders made for the seed examples, returned by a real API server (v1.37, server
+# dry-run create): defaulted and normalized. Refresh with the snippet in data/README.md.
+SERVED = json.loads((Path(__file__).parent / "data" / "served.json").read_text())
+
+
+@pytest.mark.parametrize("key", sorted(SERVED))
+def test_objects_as_the_api_server_returns_them_need_no_apply(key: str) -> None:
+    seed_name, kind = key.split("-", 1)
+    notebook = served_notebook(SEED_GPU if seed_name == "gpu" else SEED_SSH, namespace="default")
+    desired = {
+        "statefulset": workload.statefulset,
+        "http_service": services.http_service,
+        "ssh_service": services.ssh_service,
+    }[kind](notebook)
+    assert desired is not None
+    stored = SERVED[key]
+    assert stored != desired  # the server did add and normalize things
+    assert not needs_apply(desired, stored)
+    # ...and the comparison is not blind: one changed owned field is seen
+    tampered = copy.deepcopy(stored)
+    tampered["metadata"]["labels"]["notebook.tensorstack.dev/name"] = "other"
+    assert needs_apply(desired, tampered)
