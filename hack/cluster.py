@@ -576,6 +576,11 @@ def wait_healthy(state: dict, name: str, timeout: float = START_TIMEOUT) -> None
     )
 
 
+# SIGTERM grace before SIGKILL. kube-apiserver stops listening at once on SIGTERM but then
+# lingers ~30s on open watch connections; its data lives in etcd, so it gets a short grace.
+STOP_GRACE = {"kube-apiserver": 5.0, "etcd": STOP_TIMEOUT}
+
+
 def stop_pid(pid: int, argv0: str, name: str) -> None:
     if not pid_is(pid, argv0):
         return
@@ -583,12 +588,14 @@ def stop_pid(pid: int, argv0: str, name: str) -> None:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.time() + STOP_TIMEOUT
+    grace = STOP_GRACE.get(name, 15.0)
+    deadline = time.time() + grace
     while time.time() < deadline:
         if not pid_is(pid, argv0):
             return
         time.sleep(0.1)
-    say(f"{name} (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT:.0f}s, sending SIGKILL")
+    if name != "kube-apiserver":
+        say(f"{name} (pid {pid}) still running {grace:.0f}s after SIGTERM, sending SIGKILL")
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -7,6 +7,7 @@ binaries on a brand-new machine) and leaves the cluster running for the next run
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -39,8 +40,20 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     base = request.node.name.lower().replace("_", "-")
     base = "".join(ch for ch in base if ch.isalnum() or ch == "-")[:40].strip("-") or "test"
     name = f"t-{base}-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    cluster.kubectl("label", "namespace", name, "nbctl-test=true")
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"nbctl-test": "true"}},
+    }
+    # retried: the shared local cluster's apiserver may be restarting under another test
+    wait_for(
+        lambda: (
+            cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest), check=False).returncode
+            == 0
+        ),
+        timeout=60,
+        message=f"namespace {name} to be created",
+    )
     # pods need the namespace's default service account (created by the controller-manager)
     wait_for(
         lambda: cluster.kubectl("-n", name, "get", "sa", "default", check=False).returncode == 0,
