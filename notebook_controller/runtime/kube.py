@@ -31,8 +31,8 @@ PATCH_CONTENT_TYPES: Mapping[str, str] = {
     "apply": "application/apply-patch+yaml",
 }
 _AUTH_SETTINGS = ["BearerToken"]
-_EXEC_ERROR_CHANNEL = 3
-_EXEC_OUTPUT_CHANNELS = (1, 2)
+# stdout, stderr and the error channel, whose final Status tells the exit.
+_EXEC_CHANNELS = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,7 @@ class KubeClient:
 
     def __init__(self, api_client: ApiClient, *, timeout: float = 30.0) -> None:
         self._api = api_client
+        self._ws: WsApiClient | None = None
         self.timeout = timeout
 
     @classmethod
@@ -133,6 +134,8 @@ class KubeClient:
         return self._api.configuration
 
     async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
         await self._api.close()
 
     async def __aenter__(self) -> KubeClient:
@@ -355,15 +358,17 @@ class KubeClient:
         *,
         exec_timeout: float | None = None,
     ) -> str:
-        """Run `command` in a container and return its stdout and stderr; non-zero exit raises."""
+        """Run `command` in a container and return its stdout.
+
+        A non-zero exit raises ExecError carrying stderr. Output is decoded once complete, so a
+        character split across frames survives.
+        """
         query: list[tuple[str, str]] = [("command", part) for part in command]
         query += [("container", container), ("stdout", "true"), ("stderr", "true")]
-        ws_client = WsApiClient(configuration=self._api.configuration)
-        output: list[str] = []
-        error_status: JsonDict | None = None
+        streams = {channel: bytearray() for channel in _EXEC_CHANNELS}
         try:
             async with asyncio.timeout(exec_timeout or self.timeout):
-                connect = await ws_client.call_api(
+                connect = await self._ws_client().call_api(
                     f"/api/v1/namespaces/{namespace}/pods/{pod}/exec",
                     "GET",
                     query_params=query,
@@ -372,26 +377,33 @@ class KubeClient:
                 )
                 async with connect as websocket:
                     async for message in websocket:
-                        channel, payload = _exec_frame(message.data)
-                        if channel in _EXEC_OUTPUT_CHANNELS:
-                            output.append(payload)
-                        elif channel == _EXEC_ERROR_CHANNEL and payload:
-                            error_status = json.loads(payload)
+                        frame = _frame_bytes(message)
+                        if frame and frame[0] in streams:
+                            streams[frame[0]] += frame[1:]
         except aiohttp.WSServerHandshakeError as error:
             raise ExecError(f"exec into {namespace}/{pod} refused: {error.status}") from error
-        finally:
-            await ws_client.close()
-        text = "".join(output)
-        if error_status is not None and error_status.get("status") != "Success":
-            raise ExecError(str(error_status.get("message", "command failed")), text)
-        return text
+        stdout, stderr, status = (
+            streams[channel].decode(errors="replace") for channel in _EXEC_CHANNELS
+        )
+        if status:
+            parsed = json.loads(status)
+            if parsed.get("status") != "Success":
+                raise ExecError(str(parsed.get("message") or "command failed"), stderr)
+        return stdout
+
+    def _ws_client(self) -> WsApiClient:
+        if self._ws is None:
+            self._ws = WsApiClient(configuration=self._api.configuration)
+        return self._ws
 
 
-def _exec_frame(data: bytes | str) -> tuple[int, str]:
-    raw = data if isinstance(data, bytes) else data.encode()
-    if not raw:
-        return -1, ""
-    return raw[0], raw[1:].decode(errors="replace")
+def _frame_bytes(message: aiohttp.WSMessage) -> bytes:
+    """A frame of the v4.channel.k8s.io protocol: one channel byte, then the payload."""
+    if message.type == aiohttp.WSMsgType.BINARY:
+        return bytes(message.data)
+    if message.type == aiohttp.WSMsgType.TEXT:
+        return str(message.data).encode()
+    return b""
 
 
 def _query(**params: str | int | None) -> list[tuple[str, str]]:
