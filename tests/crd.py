@@ -42,9 +42,14 @@ def install_crd(cluster: Cluster, path: Path) -> None:
         "-f",
         str(path),
     )
-    cluster.kubectl(
-        "wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s", timeout=90
-    )
+    established = '{.status.conditions[?(@.type=="Established")].status}'
+
+    def is_established() -> bool:
+        # (not `kubectl wait`: it errors out while a new CRD's status.conditions is still null)
+        got = cluster.kubectl("get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}")
+        return got.stdout == "True"
+
+    wait_for(is_established, timeout=60, message=f"{CRD_NAME} to be Established")
 
     def served() -> bool:
         probe = cluster.kubectl(

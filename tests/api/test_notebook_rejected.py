@@ -13,6 +13,7 @@ pytestmark = pytest.mark.cluster
 
 CONTAINERS = "spec.template.spec.containers"
 GPU_PERCENT = "tensorstack.dev/nvidia-gpu-percent"
+GPU_PERCENT_REQUEST = f"{CONTAINERS}[0].resources.requests[{GPU_PERCENT}]"
 WHOLE_PERCENT = f"[{GPU_PERCENT}] must be a whole number from 1 to 100"
 EXTENDED_EQUAL = "or of hugepages must equal its resources.limits"
 
@@ -98,19 +99,19 @@ CASES = [
     ),
     pytest.param(
         notebook(template=gpu(requests=0)),
-        f"{CONTAINERS}[0].resources.requests",
+        GPU_PERCENT_REQUEST,
         WHOLE_PERCENT,
         id="gpu-percent-zero",
     ),
     pytest.param(
         notebook(template=gpu(requests=101, limits=101)),
-        f"{CONTAINERS}[0].resources.limits",
+        f"{CONTAINERS}[0].resources.limits[{GPU_PERCENT}]",
         WHOLE_PERCENT,
         id="gpu-percent-over-100",
     ),
     pytest.param(
         notebook(template=gpu(requests="0.5")),
-        f"{CONTAINERS}[0].resources.requests",
+        GPU_PERCENT_REQUEST,
         WHOLE_PERCENT,
         id="gpu-percent-fraction",
     ),
@@ -141,7 +142,7 @@ CASES = [
                 }
             }
         ),
-        "spec.template.spec.initContainers[0].resources.requests",
+        f"spec.template.spec.initContainers[0].resources.requests[{GPU_PERCENT}]",
         WHOLE_PERCENT,
         id="init-container-gpu-percent-over-100",
     ),
@@ -215,7 +216,7 @@ CASES = [
         id="malformed-pod-spec-port",
     ),
     pytest.param(
-        notebook(template=container(env={"A": "1"})),
+        notebook(template=container(env="A=1")),
         f"{CONTAINERS}[0].env",
         "must be of type array",
         id="malformed-pod-spec-env",
@@ -231,6 +232,12 @@ CASES = [
         f"{CONTAINERS}[0].resources.requests.memory",
         "should match",
         id="malformed-quantity",
+    ),
+    pytest.param(
+        notebook(template=container(resources={"requests": {"cpu": 0.5}})),
+        f"{CONTAINERS}[0].resources.requests.cpu",
+        "must be of type integer,string",
+        id="unquoted-fractional-quantity",
     ),
 ]
 
