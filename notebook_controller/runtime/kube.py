@@ -125,9 +125,16 @@ class KubeClient:
 
     @classmethod
     async def from_config(
-        cls, kubeconfig: str | None = None, *, call_timeout: float = 30.0
+        cls,
+        kubeconfig: str | None = None,
+        *,
+        call_timeout: float = 30.0,
+        user_agent: str = "notebook-controller",
     ) -> KubeClient:
-        return cls(ApiClient(await load_configuration(kubeconfig)), timeout=call_timeout)
+        api_client = ApiClient(await load_configuration(kubeconfig))
+        # The server names writers without a field manager after the user agent.
+        api_client.user_agent = user_agent
+        return cls(api_client, timeout=call_timeout)
 
     @property
     def configuration(self) -> Configuration:
