@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -178,10 +178,10 @@ class IdleReconciler:
         previous = tracked.state if tracked is not None else ActivityState()
         observation = await self._observe(notebook, loaded.policy)
         decision = decide(previous, observation, loaded.policy, now)
-        interval = loaded.policy.probe_interval
-        self._tracked[request] = _Tracked(
-            notebook.uid, decision.state, now + interval, loaded.version
-        )
+        # Remembered as due again until the writes below succeed: a retry after a failed write
+        # probes and decides afresh instead of waiting out the interval.
+        tracked = _Tracked(notebook.uid, decision.state, now, loaded.version)
+        self._tracked[request] = tracked
         self._count_idle(request, decision.status == TRUE)
         log.debug(
             "activity probed",
@@ -193,6 +193,8 @@ class IdleReconciler:
         await self._apply_status(notebook, raw, decision, now if decision.ssh_active else None)
         if decision.reclaim is not None:
             return await self._reclaim(request, notebook, raw, decision, loaded.policy)
+        interval = loaded.policy.probe_interval
+        self._tracked[request] = replace(tracked, next_probe=now + interval)
         return Result(requeue_after=interval.total_seconds())
 
     async def _covered(self, notebook: Notebook, policy: IdlePolicy) -> bool:

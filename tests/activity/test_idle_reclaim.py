@@ -28,7 +28,13 @@ from tests.activity.jupyter import (
     start_jupyter_server,
 )
 from tests.crd import notebook_crd  # noqa: F401
-from tests.e2e.controller import condition, get, wait_condition
+from tests.e2e.controller import (
+    audit_position,
+    condition,
+    controller_writes,
+    get,
+    wait_condition,
+)
 from tests.kube import ROOT, Cluster, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
@@ -148,12 +154,16 @@ def test_busy_then_idle_notebook_is_reclaimed_and_resumes(
     kernel_id = as_user(server, lambda user: user.start_kernel())
     as_user(server, lambda user: user.execute(kernel_id, "import time\ntime.sleep(25)"))
     wait_condition(cluster, namespace, NB, "Idle", "False", "KernelBusy", timeout=30)
+    since = audit_position()
     deadline = time.monotonic() + IDLE_TIMEOUT + RECLAIM_GRACE + 2
     while time.monotonic() < deadline:
         seen = get(cluster, namespace, "notebook", NB)
         assert seen is not None and seen["spec"]["runMode"] == "running"
         assert condition(seen, "Idle").get("reason") == "KernelBusy"
         time.sleep(1)
+    # ~18 probes of a steadily busy notebook (and of its failing neighbour): nothing to write
+    writes = controller_writes(namespace, since)
+    assert [w["requestURI"] for w in writes if w["objectRef"]["resource"] == "notebooks"] == []
 
     # The cell ends; nothing else happens: Idle, then paused.
     idle = wait_condition(cluster, namespace, NB, "Idle", "True", "NoActivity", timeout=60)
