@@ -42,6 +42,9 @@ def label_indexer(label: str) -> Indexer:
 
 
 class Store:
+    """The informer's cache. Objects handed out are the cached ones, not copies: read them,
+    never mutate them (copy first to build a patch)."""
+
     def __init__(self, indexers: Mapping[str, Indexer] | None = None) -> None:
         self._objects: dict[Key, JsonDict] = {}
         self._indexers: dict[str, Indexer] = {INDEX_CONTROLLER_UID: controller_uid_indexer}
