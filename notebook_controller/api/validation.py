@@ -15,7 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from notebook_controller.api.models import GPU_PERCENT_RESOURCE, T9K_SCHEDULER_NAME
+from notebook_controller.api.models import (
+    GPU_PERCENT_RESOURCE,
+    GPU_RESOURCE,
+    T9K_SCHEDULER_NAME,
+)
 
 Schema = dict[str, Any]
 
@@ -82,14 +86,48 @@ def _gpu_percent_rule(resource_map: str) -> Rule:
     )
 
 
-# Kubernetes lets a request differ from its limit only for native, non-hugepages resources.
-_EXTENDED = "((k.contains('/') && !k.contains('kubernetes.io/')) || k.startsWith('hugepages-'))"
+# Extended resources: outside the kubernetes.io domain. Kubernetes wants them in whole numbers.
+_EXTENDED_ONLY = "(k.contains('/') && !k.contains('kubernetes.io/'))"
+# Kubernetes lets a request differ from (or go without) its limit only for native,
+# non-hugepages resources.
+_EXTENDED = f"({_EXTENDED_ONLY} || k.startsWith('hugepages-'))"
+# The controller copies these requests into limits (the seed's GPU example gives only requests).
+_LIMITS_FILLED_IN = f"['{GPU_RESOURCE}', '{GPU_PERCENT_RESOURCE}']"
+
+
+def _whole_extended(resource_map: str) -> str:
+    return (
+        f"(!has(self.{resource_map}) || self.{resource_map}.all(k, !{_EXTENDED_ONLY}"
+        f" || {_quantity(f'self.{resource_map}[k]')}.isInteger()))"
+    )
+
+
 _BOTH = "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
 _REQUEST_VS_LIMIT = f"{_quantity('self.requests[k]')}.compareTo({_quantity('self.limits[k]')})"
 
 RESOURCE_RULES = (
     _gpu_percent_rule("requests"),
     _gpu_percent_rule("limits"),
+    Rule(
+        rule=f"{_whole_extended('requests')} && {_whole_extended('limits')}",
+        message=(
+            "resources.requests and resources.limits of extended resources (such as"
+            f" {GPU_RESOURCE}) must be whole numbers"
+        ),
+    ),
+    Rule(
+        rule=(
+            "!has(self.requests) || self.requests.all(k, !"
+            f"{_EXTENDED} || (has(self.limits) && k in self.limits) || k in {_LIMITS_FILLED_IN})"
+        ),
+        message=(
+            "resources.limits must be given for every extended resource or hugepages in"
+            f" resources.requests (only {GPU_RESOURCE} and {GPU_PERCENT_RESOURCE} get their"
+            " limit from the request)"
+        ),
+        field_path=".limits",
+        reason="FieldValueRequired",
+    ),
     Rule(
         rule=f"{_BOTH}!{_EXTENDED} || {_REQUEST_VS_LIMIT} == 0)",
         message=(

@@ -91,6 +91,13 @@ def test_gpu_percent_whole_numbers(cluster: Cluster, namespace: str, percent: in
     applied(cluster, namespace, notebook(template=gpu(requests=percent, limits=percent)))
 
 
+def test_gpu_requests_alone_get_their_limits_from_the_controller(
+    cluster: Cluster, namespace: str
+) -> None:
+    applied(cluster, namespace, notebook(template=gpu(requests=2, resource="nvidia-gpu")))
+    applied(cluster, namespace, notebook("percent", template=gpu(requests=30)))
+
+
 def test_native_resources_may_be_overcommitted(cluster: Cluster, namespace: str) -> None:
     resources = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 2}}
     template = {"spec": {"containers": [{"name": "a", "image": "b", "resources": resources}]}}

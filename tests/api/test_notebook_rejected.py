@@ -147,6 +147,20 @@ CASES = [
         id="init-container-gpu-percent-over-100",
     ),
     pytest.param(
+        notebook(template=gpu(requests="0.5", resource="nvidia-gpu")),
+        f"{CONTAINERS}[0].resources",
+        "resources.requests and resources.limits of extended resources (such as"
+        " tensorstack.dev/nvidia-gpu) must be whole numbers",
+        id="gpu-fraction",
+    ),
+    pytest.param(
+        notebook(template=container(resources={"requests": {"example.com/fpga": 1}})),
+        f"{CONTAINERS}[0].resources.limits",
+        "resources.limits must be given for every extended resource or hugepages in"
+        " resources.requests",
+        id="extended-resource-without-limit",
+    ),
+    pytest.param(
         notebook(template=container(resources={"requests": {"cpu": "2"}, "limits": {"cpu": 1}})),
         f"{CONTAINERS}[0].resources.requests",
         "resources.requests must not exceed resources.limits",
