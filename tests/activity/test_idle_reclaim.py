@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
+from notebook_controller.activity.policy import OPT_OUT_ANNOTATION
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
 from tests.activity.jupyter import (
     JupyterServer,
@@ -48,17 +49,35 @@ IDLE_TIMEOUT = 8
 RECLAIM_GRACE = 8
 
 
-def notebook(name: str, type_: str = "jupyter") -> dict[str, Any]:
+def notebook(
+    name: str, type_: str = "jupyter", annotations: dict[str, str] | None = None, **run: Any
+) -> dict[str, Any]:
+    """A notebook; `run` is its run-mode field (default `runMode: running`)."""
     return {
         "apiVersion": "tensorstack.dev/v1beta1",
         "kind": "Notebook",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "annotations": annotations or {}},
         "spec": {
             "type": type_,
-            "runMode": "running",
+            **(run or {"runMode": "running"}),
             "template": {"spec": {"containers": [{"name": "notebook", "image": "jupyter:1"}]}},
         },
     }
+
+
+def policy(**data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": POLICY},
+        "data": {"probeInterval": "1s", "probeTimeout": "2s", **data},
+    }
+
+
+def patch_notebook(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    cluster.kubectl(
+        "-n", namespace, "patch", "notebook", name, "--type=merge", "-p", json.dumps({"spec": spec})
+    )
 
 
 def as_user(server: JupyterServer, action: Callable[[JupyterUser], Awaitable[T]]) -> T:
@@ -118,18 +137,9 @@ def controller(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Controller]:
-    policy = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": POLICY},
-        "data": {
-            "idleTimeout": f"{IDLE_TIMEOUT}s",
-            "reclaimGrace": f"{RECLAIM_GRACE}s",
-            "probeInterval": "1s",
-            "probeTimeout": "2s",
-        },
-    }
-    cluster.apply(policy, namespace)
+    cluster.apply(
+        policy(idleTimeout=f"{IDLE_TIMEOUT}s", reclaimGrace=f"{RECLAIM_GRACE}s"), namespace
+    )
     running = Controller(cluster, namespace, server.url_template, tmp_path / "controller.log")
     yield running
     running.stop()
@@ -194,17 +204,64 @@ def test_busy_then_idle_notebook_is_reclaimed_and_resumes(
     assert idle_condition(cluster, namespace, "rstudio-nb") == {}
 
     # Resume: the user sets it running; a fresh idle clock starts with the new pod.
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "notebook",
-        NB,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"runMode": "running"}}),
-    )
+    patch_notebook(cluster, namespace, NB, {"runMode": "running"})
     wait_condition(cluster, namespace, NB, "Ready", "True", timeout=60)
     fresh = wait_condition(cluster, namespace, NB, "Idle", "False", "RecentActivity", timeout=30)
     assert RECLAIMED_AT_ANNOTATION not in (fresh["metadata"].get("annotations") or {})
     assert fresh["spec"]["runMode"] == "running"
+
+
+def test_suspend_field_opt_out_and_policy_hot_reload(
+    cluster: Cluster, namespace: str, server: JupyterServer, controller: Controller
+) -> None:
+    opt_out = {OPT_OUT_ANNOTATION: "disabled"}
+    cluster.apply(notebook(NB, suspend=False), namespace)
+    cluster.apply(notebook("opted-out-nb", annotations=opt_out), namespace)
+    # The policy doesn't allow opting out (yet): the annotation is ignored and it is probed.
+    wait_condition(cluster, namespace, "opted-out-nb", "Idle", "Unknown", "ProbeFailed")
+
+    # Hot reload: allow opting out, shorter timeouts.
+    cluster.apply(policy(idleTimeout="3s", reclaimGrace="3s", allowOptOut="true"), namespace)
+    wait_for(
+        lambda: idle_condition(cluster, namespace, "opted-out-nb") == {},
+        timeout=30,
+        message="the opted-out notebook's Idle condition to go",
+    )
+
+    # A notebook written with `suspend` is paused with `suspend: true`, not with runMode.
+    def suspended() -> dict[str, Any] | None:
+        found = get(cluster, namespace, "notebook", NB)
+        return found if found is not None and found["spec"].get("suspend") is True else None
+
+    paused = wait_for(suspended, timeout=60, message="the idle notebook to be suspended")
+    assert paused is not None and "runMode" not in paused["spec"]
+    assert RECLAIMED_AT_ANNOTATION in paused["metadata"]["annotations"]
+    opted_out = get(cluster, namespace, "notebook", "opted-out-nb")
+    assert opted_out is not None and opted_out["spec"]["runMode"] == "running"
+
+    patch_notebook(cluster, namespace, NB, {"suspend": False})
+    wait_condition(cluster, namespace, NB, "Idle", "False", "RecentActivity", timeout=60)
+
+    # A bad edit is reported on the ConfigMap and changes nothing: the notebook still idles.
+    cluster.apply(policy(idleTimeout="soon", reclaimGrace="1h"), namespace)
+    warning = wait_for(
+        lambda: [
+            e for e in cluster.events(namespace, POLICY) if e["reason"] == "InvalidIdlePolicy"
+        ],
+        timeout=30,
+        message="a Warning event on the policy ConfigMap",
+    )
+    assert warning[0]["type"] == "Warning"
+    assert "idleTimeout: 'soon' is not a duration" in warning[0]["message"]
+    wait_condition(cluster, namespace, NB, "Idle", "True", "NoActivity", timeout=30)
+
+    # Turning reclamation off removes the Idle condition; nothing is paused any more.
+    cluster.apply(policy(enabled="false"), namespace)
+    wait_for(
+        lambda: idle_condition(cluster, namespace, NB) == {},
+        timeout=30,
+        message="Idle to go once the policy is disabled",
+    )
+    time.sleep(4)
+    still = get(cluster, namespace, "notebook", NB)
+    assert still is not None and still["spec"]["suspend"] is False
