@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODDIR = ROOT / "hack" / "cluster"
-CACHE = ROOT / ".cache" / "k8s"
+CACHE = Path(os.environ.get("NBCTL_CACHE_DIR", ROOT / ".cache" / "k8s"))
 CLUSTER = Path(os.environ.get("NBCTL_CLUSTER_DIR", ROOT / ".cluster"))
 PKI = CLUSTER / "pki"
 LOGS = CLUSTER / "logs"
@@ -194,14 +194,23 @@ def build() -> Path:
         t0 = time.time()
         say(f"building {key} (cold builds take a while on few cores; log: {log})")
 
-        kv = pins["KUBERNETES_VERSION"]
-        info = module_info(MODDIR, "k8s.io/kubernetes", log)
-        if info.get("Version") != kv:
-            raise ClusterError(
-                f"hack/cluster/go.mod resolves k8s.io/kubernetes {info.get('Version')}, "
-                f"but versions.env pins {kv}: run hack/cluster/gen-gomod.py"
-            )
-        build_date = info.get("Time") or "1970-01-01T00:00:00Z"
+        kv, ev, wv = pins["KUBERNETES_VERSION"], pins["ETCD_VERSION"], pins["KWOK_VERSION"]
+        # resolve (and download) all three first: a module the proxy does not serve fails fast
+        infos = {}
+        for sub, module, want in (
+            ("", "k8s.io/kubernetes", kv),
+            ("etcd", "go.etcd.io/etcd/server/v3", ev),
+            ("kwok", "sigs.k8s.io/kwok", wv),
+        ):
+            info = module_info(MODDIR / sub, module, log)
+            if info.get("Version") != want:
+                raise ClusterError(
+                    f"hack/cluster/{sub + '/' if sub else ''}go.mod resolves {module} "
+                    f"{info.get('Version')}, but versions.env pins {want}: "
+                    "run hack/cluster/gen-gomod.py"
+                )
+            infos[module] = info
+        build_date = infos["k8s.io/kubernetes"].get("Time") or "1970-01-01T00:00:00Z"
         say(f"  kubernetes {kv}: {' '.join(K8S_BINARIES)}")
         run_go(
             [
@@ -217,7 +226,6 @@ def build() -> Path:
             f"kubernetes {kv}",
         )
 
-        ev = pins["ETCD_VERSION"]
         say(f"  etcd {ev}: etcd etcdctl")
         run_go(
             ["build", "-ldflags", "-s -w", "-o", str(tmp / "etcd"), "go.etcd.io/etcd/server/v3"],
@@ -239,7 +247,6 @@ def build() -> Path:
             f"etcdctl {ev}",
         )
 
-        wv = pins["KWOK_VERSION"]
         say(f"  kwok {wv}")
         run_go(
             [
@@ -254,7 +261,10 @@ def build() -> Path:
             log,
             f"kwok {wv}",
         )
-        kwok_dir = Path(module_info(MODDIR / "kwok", "sigs.k8s.io/kwok", log)["Dir"])
+        kwok_dl = run_go(
+            ["mod", "download", "-json", "sigs.k8s.io/kwok"], MODDIR / "kwok", log, "kwok"
+        )
+        kwok_dir = Path(json.loads(kwok_dl)["Dir"])
         (out / "kwok-stages.yaml").write_text(kwok_stages_yaml(kwok_dir))
 
         if (out / "bin").exists():

@@ -46,9 +46,13 @@ def go_env() -> dict[str, str]:
 def run(cmd: list[str], cwd: Path) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=go_env(), capture_output=True, text=True)
     if proc.returncode != 0:
-        err = (proc.stderr or proc.stdout).strip().splitlines()
-        tail = err[-1] if err else f"exit {proc.returncode}"
-        sys.exit(f"gen-gomod: `{' '.join(cmd)}` failed in {cwd}: {tail}")
+        err = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        # the line naming the module (e.g. "...@v0.99.0: reading ...: 404") says the most
+        named = [ln for ln in err if "@" in ln and ("reading" in ln or "not" in ln or ":" in ln)]
+        tail = " | ".join((named[:1] + err[-1:]) if named and named[0] != err[-1] else err[-1:])
+        sys.exit(
+            f"gen-gomod: `{' '.join(cmd)}` failed in {cwd}: {tail or f'exit {proc.returncode}'}"
+        )
     return proc.stdout
 
 
