@@ -80,12 +80,17 @@ def test_converged_notebooks_cause_no_writes(
     cluster: Cluster, namespace: str, controller: ControllerProcess
 ) -> None:
     count = 50
+    created_from = audit_position()
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=_notebooks(count, "quiet"))
     wait_for(lambda: _all_ready(cluster, namespace, count), timeout=600, interval=3,
              message="50 notebooks Ready")  # fmt: skip
     time.sleep(10)  # let the last status writes and events land
     assert AUDIT_LOG.exists(), "the local cluster writes an audit log"
     start = audit_position()
+    # the count below sees the controller: converging took its writes (StatefulSets, Services)
+    converging = controller_writes(namespace, created_from)
+    made = Counter(w["objectRef"].get("resource") for w in converging if w["verb"] == "patch")
+    assert made["statefulsets"] >= count and made["services"] >= count, made
     cpu_before = controller.cpu_seconds()
     time.sleep(QUIET_WINDOW_SECONDS)
     cpu_used = controller.cpu_seconds() - cpu_before
