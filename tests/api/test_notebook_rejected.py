@@ -26,6 +26,12 @@ def with_spec(spec: dict[str, Any]) -> Manifest:
 
 CASES = [
     pytest.param(
+        {k: v for k, v in notebook().items() if k != "spec"},
+        "spec",
+        "Required value",
+        id="no-spec",
+    ),
+    pytest.param(
         notebook(template={"spec": {"containers": []}}),
         CONTAINERS,
         "should have at least 1 items",
