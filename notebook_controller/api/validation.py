@@ -1,10 +1,9 @@
 """Validation of Notebooks at admission: schema constraints and CEL rules added to the CRD.
 
 Each entry says where in the Notebook schema it applies (`spec.ssh`, `[]` for list items, `{}`
-for map values) and
-what it adds. docs/api.md documents every rule with the message a user sees; a unit test keeps
-the two in step. The aim is that a Notebook that can't run is refused by `kubectl apply`, not
-left to fail later on a StatefulSet or pod the user never wrote.
+for map values) and what it adds. docs/api.md documents every rule with the message a user sees;
+a unit test keeps the two in step. The aim is that a Notebook that can't run is refused by
+`kubectl apply`, not left to fail later on a StatefulSet or pod the user never wrote.
 
 CEL cost: the apiserver estimates each rule's worst case from the schema's size bounds, so the
 lists and maps rules iterate over carry maxItems / maxProperties / maxLength.
@@ -102,7 +101,14 @@ def _whole_extended(resource_map: str) -> str:
     )
 
 
-_BOTH = "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
+def _each_request_with_a_limit(condition: str) -> str:
+    """CEL: `condition` holds for every resource `k` given both a request and a limit."""
+    return (
+        "!has(self.requests) || !has(self.limits)"
+        f" || self.requests.all(k, !(k in self.limits) || {condition})"
+    )
+
+
 _REQUEST_VS_LIMIT = f"{_quantity('self.requests[k]')}.compareTo({_quantity('self.limits[k]')})"
 
 RESOURCE_RULES = (
@@ -129,7 +135,7 @@ RESOURCE_RULES = (
         reason="FieldValueRequired",
     ),
     Rule(
-        rule=f"{_BOTH}!{_EXTENDED} || {_REQUEST_VS_LIMIT} == 0)",
+        rule=_each_request_with_a_limit(f"!{_EXTENDED} || {_REQUEST_VS_LIMIT} == 0"),
         message=(
             "resources.requests of an extended resource (such as"
             f" {GPU_PERCENT_RESOURCE}) or of hugepages must equal its resources.limits"
@@ -137,7 +143,7 @@ RESOURCE_RULES = (
         field_path=".requests",
     ),
     Rule(
-        rule=f"{_BOTH}{_REQUEST_VS_LIMIT} <= 0)",
+        rule=_each_request_with_a_limit(f"{_REQUEST_VS_LIMIT} <= 0"),
         message="resources.requests must not exceed resources.limits",
         field_path=".requests",
     ),
