@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
 from tests.activity.jupyter import (
     JupyterServer,
     JupyterUser,
+    free_port,
     notebook_prefix,
     start_jupyter_server,
 )
@@ -90,6 +92,7 @@ def as_user(server: JupyterServer, action: Callable[[JupyterUser], Awaitable[T]]
 
 class Controller:
     def __init__(self, cluster: Cluster, namespace: str, template: str, log_path: Path) -> None:
+        self.health_port = free_port()
         command = [
             sys.executable,
             "-m",
@@ -102,7 +105,7 @@ class Controller:
             f"--idle-policy-configmap={POLICY}",
             "--log-format=json",
             "--log-level=debug",
-            "--health-address=127.0.0.1:0",
+            f"--health-address=127.0.0.1:{self.health_port}",
             "--graceful-shutdown-timeout=5",
         ]
         self.log_path = log_path
@@ -110,6 +113,18 @@ class Controller:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ)
             )
+
+    def metrics(self) -> dict[str, float]:
+        """The samples of the controller's /metrics, by `name{labels}` as exposed."""
+        url = f"http://127.0.0.1:{self.health_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -209,6 +224,14 @@ def test_busy_then_idle_notebook_is_reclaimed_and_resumes(
     fresh = wait_condition(cluster, namespace, NB, "Idle", "False", "RecentActivity", timeout=30)
     assert RECLAIMED_AT_ANNOTATION not in (fresh["metadata"].get("annotations") or {})
     assert fresh["spec"]["runMode"] == "running"
+
+    metrics = controller.metrics()
+    assert metrics['notebook_controller_notebooks_reclaimed_total{reason="Idle"}'] == 1
+    assert metrics['notebook_controller_activity_probe_failures_total{reason="http-404"}'] > 10
+    assert (
+        metrics['notebook_controller_activity_probe_duration_seconds_count{probe="jupyter"}'] > 20
+    )
+    assert "notebook_controller_notebooks_idle" in metrics
 
 
 def test_suspend_field_opt_out_and_policy_hot_reload(
