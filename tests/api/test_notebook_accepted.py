@@ -157,3 +157,11 @@ def test_status_is_a_subresource(cluster: Cluster, namespace: str) -> None:
     stored = get(cluster, namespace, "nb")
     assert stored["status"]["phase"] == "Running"
     assert stored["spec"]["type"] == "jupyter"
+
+
+def test_nulls_for_optional_fields_are_dropped(cluster: Cluster, namespace: str) -> None:
+    """A client that writes unset fields as null gets them unset (or defaulted), not refused."""
+    applied(cluster, namespace, notebook(runMode=None, suspend=None, ssh=None, type=None))
+    spec = get(cluster, namespace, "nb")["spec"]
+    assert set(spec) == {"template", "type"}
+    assert spec["type"] == "jupyter"
