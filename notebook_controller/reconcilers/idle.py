@@ -224,8 +224,10 @@ class IdleReconciler:
         )
         if not notebook.spec.ssh_enabled:
             return Observation(state, _uid(pod), await jupyter_probe, pod_started=started)
-        jupyter, ssh = await asyncio.gather(jupyter_probe, self._ssh_activity(pod, timeout))
-        return Observation(state, _uid(pod), jupyter, ssh, pod_started=started)
+        async with asyncio.TaskGroup() as group:
+            jupyter = group.create_task(jupyter_probe)
+            ssh = group.create_task(self._ssh_activity(pod, timeout))
+        return Observation(state, _uid(pod), jupyter.result(), ssh.result(), pod_started=started)
 
     def _pod(self, notebook: Notebook) -> JsonDict | None:
         pod = self.pods.get(notebook.namespace, pod_name(notebook.name))
