@@ -174,11 +174,9 @@ class KubeClient:
         )
         async with response:
             data = await response.read()
-        parsed: Any = json.loads(data) if data else {}
         if not 200 <= response.status <= 299:
-            if isinstance(parsed, dict) and parsed.get("kind") == "Status":
-                raise ApiError.from_status(parsed, response.status)
-            raise ApiError(response.status, response.reason or "", data.decode(errors="replace"))
+            raise _error_from_body(response.status, response.reason or "", data)
+        parsed: Any = json.loads(data) if data else {}
         if not isinstance(parsed, dict):
             raise ApiError(response.status, "UnexpectedBody", f"expected an object from {path}")
         return parsed
@@ -344,12 +342,9 @@ class KubeClient:
         )
         async with response:
             if not 200 <= response.status <= 299:
-                data = await response.read()
-                try:
-                    status = json.loads(data)
-                except ValueError:
-                    status = {"message": data.decode(errors="replace")}
-                raise ApiError.from_status(status, response.status)
+                raise _error_from_body(
+                    response.status, response.reason or "", await response.read()
+                )
             async for line in response.content:
                 if line.strip():
                     yield json.loads(line)
@@ -402,6 +397,17 @@ class KubeClient:
         if self._ws is None:
             self._ws = WsApiClient(configuration=self._api.configuration)
         return self._ws
+
+
+def _error_from_body(status: int, reason: str, data: bytes) -> ApiError:
+    """The Status object the server sent, or the raw text (e.g. a plain "404 page not found")."""
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("kind") == "Status":
+        return ApiError.from_status(parsed, status)
+    return ApiError(status, reason, data.decode(errors="replace").strip())
 
 
 def _frame_bytes(message: aiohttp.WSMessage) -> bytes:

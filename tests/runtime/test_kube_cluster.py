@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notebook_controller.runtime.events import EVENTS, EventRecorder
-from notebook_controller.runtime.kube import ApiError, KubeClient
+from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
 from tests.runtime.support import CONFIGMAPS, configmap
 
 pytestmark = pytest.mark.cluster
@@ -60,3 +60,11 @@ async def test_repeated_events_are_aggregated(kube: KubeClient, namespace: str) 
     (bad_spec,) = [e for e in listing["items"] if e["reason"] == "BadSpec"]
     assert bad_spec["involvedObject"]["uid"] == involved["metadata"]["uid"]
     assert bad_spec["type"] == "Warning"
+
+
+async def test_unserved_kind_raises_not_found(kube: KubeClient, namespace: str) -> None:
+    unserved = ResourceKind("nothing.example.com", "v1", "things", "Thing")
+    with pytest.raises(ApiError) as raised:
+        await kube.list(unserved, namespace)
+    assert raised.value.is_not_found
+    assert await kube.get(unserved, namespace, "x") is None
