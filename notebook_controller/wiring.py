@@ -33,7 +33,7 @@ from notebook_controller.reconcilers.status import StatusReconciler
 from notebook_controller.reconcilers.workload import WorkloadReconciler
 from notebook_controller.runtime.controller import Controller, Reconciler, Request
 from notebook_controller.runtime.events import EventRecorder
-from notebook_controller.runtime.informer import Informer
+from notebook_controller.runtime.informer import FunctionHandler, Informer
 from notebook_controller.runtime.kube import KubeClient, ResourceKind
 from notebook_controller.runtime.manager import Manager
 from notebook_controller.runtime.store import Store
@@ -65,6 +65,30 @@ def _secret_name(secret: JsonDict) -> str:
     return str(secret["metadata"]["name"])
 
 
+def _spec_or_life_changed(old: JsonDict, new: JsonDict) -> bool:
+    before, after = old["metadata"], new["metadata"]
+    return any(
+        before.get(field) != after.get(field)
+        for field in ("generation", "uid", "deletionTimestamp")
+    )
+
+
+def _watch_spec_changes(controller: Controller, notebooks: Informer) -> None:
+    """Like `watch_primary`, but a notebook update wakes the controller only when its spec (its
+    generation) changed: the children depend on nothing else, and the status reconciler's own
+    writes must not send every other reconciler round again (with a cache that may not show the
+    child it just made yet, that round would apply it a second time)."""
+
+    def enqueue(obj: JsonDict) -> None:
+        controller.queue.add(Request.for_object(obj))
+
+    def update(old: JsonDict, new: JsonDict) -> None:
+        if _spec_or_life_changed(old, new):
+            enqueue(new)
+
+    notebooks.add_handler(FunctionHandler(add=enqueue, update=update, delete=enqueue))
+
+
 def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     namespaces = settings.namespaces or None
 
@@ -90,9 +114,13 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         name: str,
         reconciler: Reconciler,
         *owned: Informer,
+        spec_only: bool = True,
     ) -> Controller:
         created = Controller(name, reconciler, workers=settings.workers, log_key="notebook")
-        created.watch_primary(notebooks)
+        if spec_only:
+            _watch_spec_changes(created, notebooks)
+        else:
+            created.watch_primary(notebooks)
         for child in owned:
             created.watch_owned(child, KIND)
         return created
@@ -120,6 +148,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         ),
         statefulsets,
         services,
+        spec_only=False,
     )
     status.watch_mapped(pods, _notebooks_by(INDEX_NAME_LABEL, notebooks.store, _pod_notebook_label))
     status.watch_mapped(secrets, _notebooks_by(INDEX_KEY_SECRET, notebooks.store, _secret_name))

@@ -12,9 +12,10 @@ from notebook_controller.builders.names import ssh_service_name
 from notebook_controller.reconcilers.common import (
     SERVICES,
     WAIT_FOR_GC_SECONDS,
-    apply_if_changed,
+    ChildApplier,
     held_by_namesake,
     load_notebook,
+    soonest,
 )
 from notebook_controller.runtime.controller import Request, Result
 from notebook_controller.runtime.kube import KubeClient
@@ -30,6 +31,7 @@ class ServicesReconciler:
 
     def __init__(self, client: KubeClient, notebooks: Store, services: Store) -> None:
         self.client = client
+        self.applier = ChildApplier(client, FIELD_MANAGER)
         self.notebooks = notebooks
         self.services = services
 
@@ -44,11 +46,12 @@ class ServicesReconciler:
         cached_ssh = self.services.get(request.namespace, ssh_name)
         if held_by_namesake(cached_http, notebook) or held_by_namesake(cached_ssh, notebook):
             return Result(requeue_after=WAIT_FOR_GC_SECONDS)
-        await apply_if_changed(self.client, SERVICES, http, cached_http, FIELD_MANAGER)
+        http_wait = await self.applier.apply(SERVICES, http, cached_http)
+        ssh_wait = None
         if ssh is not None:
-            await apply_if_changed(self.client, SERVICES, ssh, cached_ssh, FIELD_MANAGER)
+            ssh_wait = await self.applier.apply(SERVICES, ssh, cached_ssh)
         elif cached_ssh is not None and is_controlled_by(cached_ssh, notebook):
             uid = cached_ssh["metadata"]["uid"]
             await self.client.delete(SERVICES, request.namespace, ssh_name, preconditions_uid=uid)
             log.info("deleted", kind="Service", name=ssh_name, why="ssh disabled")
-        return Result()
+        return soonest(http_wait, ssh_wait)

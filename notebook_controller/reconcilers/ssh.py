@@ -23,9 +23,10 @@ from notebook_controller.builders.ssh import HostKey, host_key_secret
 from notebook_controller.reconcilers.common import (
     SECRETS,
     WAIT_FOR_GC_SECONDS,
-    apply_if_changed,
+    ChildApplier,
     held_by_namesake,
     load_notebook,
+    soonest,
 )
 from notebook_controller.runtime.controller import Request, Result
 from notebook_controller.runtime.kube import ApiError, KubeClient
@@ -54,6 +55,7 @@ class SSHReconciler:
 
     def __init__(self, client: KubeClient, notebooks: Store, secrets: Store) -> None:
         self.client = client
+        self.applier = ChildApplier(client, FIELD_MANAGER)
         self.notebooks = notebooks
         self.secrets = secrets
 
@@ -70,8 +72,7 @@ class SSHReconciler:
             log.info("host-key Secret belongs to a deleted namesake, waiting for GC", name=name)
             return Result(requeue_after=WAIT_FOR_GC_SECONDS)
         desired = {"apiVersion": "v1", "kind": "Secret", "metadata": child_metadata(notebook, name)}
-        await apply_if_changed(self.client, SECRETS, desired, cached, FIELD_MANAGER)
-        return Result()
+        return soonest(await self.applier.apply(SECRETS, desired, cached))
 
     async def _create(self, notebook: Notebook) -> None:
         comment = f"{notebook.name}@{notebook.namespace}"

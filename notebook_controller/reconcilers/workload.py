@@ -8,9 +8,10 @@ from notebook_controller.builders import workload
 from notebook_controller.reconcilers.common import (
     STATEFULSETS,
     WAIT_FOR_GC_SECONDS,
-    apply_if_changed,
+    ChildApplier,
     held_by_namesake,
     load_notebook,
+    soonest,
 )
 from notebook_controller.runtime.controller import Request, Result, TerminalError
 from notebook_controller.runtime.events import WARNING, EventRecorder
@@ -26,7 +27,7 @@ class WorkloadReconciler:
     def __init__(
         self, client: KubeClient, notebooks: Store, statefulsets: Store, recorder: EventRecorder
     ) -> None:
-        self.client = client
+        self.applier = ChildApplier(client, FIELD_MANAGER)
         self.notebooks = notebooks
         self.statefulsets = statefulsets
         self.recorder = recorder
@@ -40,7 +41,7 @@ class WorkloadReconciler:
         if held_by_namesake(actual, notebook):
             return Result(requeue_after=WAIT_FOR_GC_SECONDS)
         try:
-            await apply_if_changed(self.client, STATEFULSETS, desired, actual, FIELD_MANAGER)
+            return soonest(await self.applier.apply(STATEFULSETS, desired, actual))
         except ApiError as error:
             if error.status != 422:
                 raise
@@ -48,4 +49,3 @@ class WorkloadReconciler:
             raw = self.notebooks.get(request.namespace, request.name) or {}
             await self.recorder.event(raw, WARNING, "InvalidTemplate", error.message)
             raise TerminalError(error.message) from error
-        return Result()

@@ -110,10 +110,18 @@ def test_sigkill_during_creation_converges_without_duplicates_or_orphans(
 ) -> None:
     count = 100
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=_notebooks(count, "crash"))
+
+    def statefulsets_applied() -> int:
+        return sum(
+            1
+            for line in controller.log_lines()
+            if line.get("event") == "applied" and line.get("kind") == "StatefulSet"
+        )
+
     wait_for(
-        lambda: len(items(cluster, namespace, "statefulsets", MANAGED)) >= 20,
+        lambda: statefulsets_applied() >= 10,
         timeout=300,
-        interval=0.5,
+        interval=0.1,
         message="the controller to be part-way through",
     )
     controller.kill()
