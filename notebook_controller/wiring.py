@@ -6,7 +6,8 @@ are the exception: key Secrets are the user's (any labels), so the Secret cache 
 watched namespaces' Secrets.
 
 One controller per concern, each with its own queue and its own field manager:
-workload (StatefulSet), services (HTTP and SSH Services), ssh (host-key Secret), status.
+workload (StatefulSet), services (HTTP and SSH Services), ssh (host-key Secret), status, and
+idle (the idle reclaimer, `reconcilers/idle.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 from notebook_controller.api.models import KIND, NAME_LABEL
 from notebook_controller.builders.names import MANAGED_SELECTOR
+from notebook_controller.reconcilers import idle
 from notebook_controller.reconcilers.common import (
     INDEX_KEY_SECRET,
     INDEX_NAME_LABEL,
@@ -154,3 +156,4 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     status.watch_mapped(secrets, _notebooks_by(INDEX_KEY_SECRET, notebooks.store, _secret_name))
     for created in (workload, services_controller, ssh, status):
         manager.add_controller(created)
+    idle.register(manager, client, settings, notebooks=notebooks, pods=pods, recorder=recorder)
