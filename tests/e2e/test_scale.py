@@ -112,23 +112,21 @@ def test_sigkill_during_creation_converges_without_duplicates_or_orphans(
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=_notebooks(count, "crash"))
 
     def statefulsets_applied() -> int:
-        return sum(
-            1
-            for line in controller.log_lines()
-            if line.get("event") == "applied" and line.get("kind") == "StatefulSet"
-        )
+        return controller.log_path.read_text(errors="replace").count('"kind": "StatefulSet"')
 
     wait_for(
-        lambda: statefulsets_applied() >= 10,
+        lambda: statefulsets_applied() >= 30,
         timeout=300,
-        interval=0.1,
+        interval=0.02,
         message="the controller to be part-way through",
     )
     controller.kill()
     made = len(items(cluster, namespace, "statefulsets", MANAGED))
     print(f"killed with {made}/{count} StatefulSets made")
-    assert made < count, "killed too late to prove anything"
+    assert made < count * 0.9, "killed too late to prove anything"
+    restarted = time.monotonic()
     controller.start()
     wait_for(lambda: _all_ready(cluster, namespace, count), timeout=900, interval=3,
              message="100 notebooks Ready after the restart")  # fmt: skip
+    print(f"all {count} Ready {time.monotonic() - restarted:.0f}s after the restart")
     _check_children(cluster, namespace, count)
