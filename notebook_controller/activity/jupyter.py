@@ -104,21 +104,20 @@ class JupyterProbe:
         return result
 
     async def _probe(self, base: str, limits: aiohttp.ClientTimeout) -> JupyterActivity:
-        try:
-            # The first failure cancels the other requests.
-            async with asyncio.TaskGroup() as group:
-                status = group.create_task(self._get(base + "api/status", limits))
-                kernels = group.create_task(self._get(base + "api/kernels", limits))
-                terminals = group.create_task(
-                    self._get(base + "api/terminals", limits, missing_ok=True)
-                )
-        except* ProbeFailed as failed:
-            raise failed.exceptions[0] from None
-        return summarize(
-            _as_dict(status.result()),
-            _as_list(kernels.result()),
-            _as_list(terminals.result() or []),
+        # All three requests run to the end (each has its own timeout) and the first failure in
+        # this fixed order is reported: whichever failed first on the wire would change the
+        # Idle condition's message from probe to probe, and so write the status every time.
+        results: tuple[Any, ...] = await asyncio.gather(
+            self._get(base + "api/status", limits),
+            self._get(base + "api/kernels", limits),
+            self._get(base + "api/terminals", limits, missing_ok=True),
+            return_exceptions=True,
         )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        status, kernels, terminals = results
+        return summarize(_as_dict(status), _as_list(kernels), _as_list(terminals or []))
 
     async def _get(
         self, url: str, limits: aiohttp.ClientTimeout, *, missing_ok: bool = False

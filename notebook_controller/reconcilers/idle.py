@@ -265,7 +265,10 @@ class IdleReconciler:
         Fields this manager stops sending are removed by the server, so the Idle condition goes
         away with `decision=None` while lastSshClientActivity is always sent again.
         """
-        status: JsonDict = raw.get("status") or {}
+        request = Request(notebook.namespace, notebook.name)
+        # While the cache lags behind our last write, compare with what we wrote: comparing
+        # with the stale cache would recompute lastTransitionTime and write the same thing again.
+        status: JsonDict = self._pending_write(request, raw) or raw.get("status") or {}
         current = next(
             (c for c in status.get("conditions") or [] if c.get("type") == CONDITION_IDLE), None
         )
@@ -279,9 +282,6 @@ class IdleReconciler:
             mine["conditions"] = [condition]
         if ssh_activity is not None:
             mine["ssh"] = {"lastSshClientActivity": ssh_activity}
-        request = Request(notebook.namespace, notebook.name)
-        if self._already_written(request, raw, mine):
-            return
         body = {
             "apiVersion": notebook.api_version,
             "kind": notebook.kind,
@@ -348,14 +348,15 @@ class IdleReconciler:
 
     # --- bookkeeping ----------------------------------------------------------------------
 
-    def _already_written(self, request: Request, raw: JsonDict, mine: JsonDict) -> bool:
+    def _pending_write(self, request: Request, raw: JsonDict) -> JsonDict | None:
+        """Our last written status part, while the cached object is older than that write."""
         written = self._written.get(request)
         if written is None:
-            return False
+            return None
         if _resource_version(raw) >= written[0]:
             del self._written[request]  # the cache has caught up: trust it
-            return False
-        return written[1] == mine
+            return None
+        return written[1]
 
     def _untrack(self, request: Request) -> None:
         self._tracked.pop(request, None)

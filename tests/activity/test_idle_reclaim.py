@@ -111,7 +111,12 @@ class Controller:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ)
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                # unbuffered: tests read the log while the process runs (and after SIGKILL)
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 
     def metrics(self) -> dict[str, float]:

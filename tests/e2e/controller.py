@@ -43,7 +43,12 @@ class ControllerProcess:
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ)
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                # unbuffered: tests read the log while the process runs (and after SIGKILL)
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 
     @property
