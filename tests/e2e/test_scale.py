@@ -106,18 +106,20 @@ def test_converged_notebooks_cause_no_writes(
 
 
 def test_sigkill_during_creation_converges_without_duplicates_or_orphans(
-    cluster: Cluster, namespace: str, controller: ControllerProcess
+    cluster: Cluster, namespace: str, controller: ControllerProcess, apps_v1: Any
 ) -> None:
     count = 100
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=_notebooks(count, "crash"))
 
-    def statefulsets_applied() -> int:
-        return controller.log_path.read_text(errors="replace").count('"kind": "StatefulSet"')
+    def statefulsets_made() -> int:
+        # straight from the apiserver (a kubectl process per poll is too slow to catch it)
+        found = apps_v1.list_namespaced_stateful_set(namespace, label_selector=MANAGED[3:])
+        return len(found.items)
 
     wait_for(
-        lambda: statefulsets_applied() >= 30,
+        lambda: statefulsets_made() >= 10,
         timeout=300,
-        interval=0.02,
+        interval=0.01,
         message="the controller to be part-way through",
     )
     controller.kill()
