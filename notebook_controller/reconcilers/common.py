@@ -77,6 +77,41 @@ def _older(resource_version: str, than: str) -> bool:
     return resource_version.isdigit() and than.isdigit() and int(resource_version) < int(than)
 
 
+def _resource_version(obj: JsonDict) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+class OwnStatusWrites:
+    """The status part a reconciler last wrote, per notebook, until the cache shows that write.
+
+    A reconcile that runs before its own write comes back through the watch must compare with
+    what it wrote, not with the stale cache: otherwise it recomputes transition times against
+    the old status and writes the same content again.
+    """
+
+    def __init__(self) -> None:
+        self._written: dict[Request, tuple[str, JsonDict]] = {}
+
+    def remember(self, request: Request, written: JsonDict, content: JsonDict) -> None:
+        """`written` is the object the server returned; `content` the part we sent."""
+        self._written[request] = (_resource_version(written), content)
+
+    def status(self, request: Request, cached: JsonDict) -> JsonDict:
+        """The status to compare with: our pending write while the cache is older, else the
+        cached object's status."""
+        pending = self._written.get(request)
+        if pending is not None:
+            version, content = pending
+            if _older(_resource_version(cached), version):
+                return content
+            del self._written[request]  # the cache has caught up: trust it
+        status: JsonDict = cached.get("status") or {}
+        return status
+
+    def forget(self, request: Request) -> None:
+        self._written.pop(request, None)
+
+
 class ChildApplier:
     """Server-side applies children under one field manager, only when the cache differs.
 

@@ -48,7 +48,12 @@ from notebook_controller.api.models import (
 from notebook_controller.builders.names import http_service_name, name_label_value, pod_name
 from notebook_controller.builders.status import pod_readiness
 from notebook_controller.builders.workload import main_container_index, nb_prefix
-from notebook_controller.reconcilers.common import INDEX_NAME_LABEL, NOTEBOOKS, load_notebook
+from notebook_controller.reconcilers.common import (
+    INDEX_NAME_LABEL,
+    NOTEBOOKS,
+    OwnStatusWrites,
+    load_notebook,
+)
 from notebook_controller.reconcilers.idle_policy import CONFIGMAPS, PolicySource
 from notebook_controller.runtime.controller import Controller, Request, Result
 from notebook_controller.runtime.events import NORMAL, EventRecorder
@@ -130,7 +135,7 @@ class IdleReconciler:
         self._idle: set[Request] = set()
         # Our last status apply per notebook (resourceVersion it produced, what it held), so a
         # pass that runs before the cache shows that write doesn't send it again.
-        self._written: dict[Request, tuple[int, JsonDict]] = {}
+        self._written = OwnStatusWrites()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -266,9 +271,7 @@ class IdleReconciler:
         away with `decision=None` while lastSshClientActivity is always sent again.
         """
         request = Request(notebook.namespace, notebook.name)
-        # While the cache lags behind our last write, compare with what we wrote: comparing
-        # with the stale cache would recompute lastTransitionTime and write the same thing again.
-        status: JsonDict = self._pending_write(request, raw) or raw.get("status") or {}
+        status = self._written.status(request, raw)
         current = next(
             (c for c in status.get("conditions") or [] if c.get("type") == CONDITION_IDLE), None
         )
@@ -291,7 +294,7 @@ class IdleReconciler:
         written = await self.client.apply_status(
             NOTEBOOKS, notebook.namespace, notebook.name, body, FIELD_MANAGER
         )
-        self._written[request] = (_resource_version(written), mine)
+        self._written.remember(request, written, mine)
         log.info(
             "idle status applied",
             idle=None if condition is None else condition["status"],
@@ -348,21 +351,11 @@ class IdleReconciler:
 
     # --- bookkeeping ----------------------------------------------------------------------
 
-    def _pending_write(self, request: Request, raw: JsonDict) -> JsonDict | None:
-        """Our last written status part, while the cached object is older than that write."""
-        written = self._written.get(request)
-        if written is None:
-            return None
-        if _resource_version(raw) >= written[0]:
-            del self._written[request]  # the cache has caught up: trust it
-            return None
-        return written[1]
-
     def _untrack(self, request: Request) -> None:
         self._tracked.pop(request, None)
         self._count_idle(request, False)
         if self.notebooks.get(request.namespace, request.name) is None:
-            self._written.pop(request, None)
+            self._written.forget(request)
 
     def _count_idle(self, request: Request, idle: bool) -> None:
         if idle:
@@ -370,12 +363,6 @@ class IdleReconciler:
         else:
             self._idle.discard(request)
         metrics.NOTEBOOKS_IDLE.set(len(self._idle))
-
-
-def _resource_version(obj: JsonDict) -> int:
-    """etcd revisions are integers; anything else sorts first (never skips a write)."""
-    version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
-    return int(version) if version.isdigit() else -1
 
 
 def _annotations(raw: JsonDict) -> dict[str, str]:

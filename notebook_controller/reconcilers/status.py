@@ -19,7 +19,7 @@ from notebook_controller.builders.diff import APPLIED_HASH_ANNOTATION
 from notebook_controller.builders.meta import is_controlled_by
 from notebook_controller.builders.names import pod_name, ssh_service_name, statefulset_name
 from notebook_controller.builders.ssh import key_secret_problems
-from notebook_controller.reconcilers.common import NOTEBOOKS, load_notebook
+from notebook_controller.reconcilers.common import NOTEBOOKS, OwnStatusWrites, load_notebook
 from notebook_controller.runtime.controller import Request, Result
 from notebook_controller.runtime.events import EventRecorder
 from notebook_controller.runtime.kube import KubeClient
@@ -32,11 +32,6 @@ JsonDict = dict[str, Any]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _newer(resource_version: str, than: str) -> bool:
-    """etcd revisions are integers; anything else is treated as not newer."""
-    return resource_version.isdigit() and than.isdigit() and int(resource_version) > int(than)
 
 
 class StatusReconciler:
@@ -64,16 +59,15 @@ class StatusReconciler:
         self.secrets = secrets
         self.external_url_base = external_url_base
         self.now = now
-        # What we last wrote, by notebook uid, until the cache shows it: a reconcile that runs
-        # before our own write comes back must not compute transitions against the old status.
-        self._written: dict[str, tuple[str, JsonDict]] = {}
+        self._written = OwnStatusWrites()
 
     async def reconcile(self, request: Request) -> Result:
         notebook = load_notebook(self.notebooks, request)
         if notebook is None:
+            self._written.forget(request)
             return Result()
         raw = self.notebooks.get(request.namespace, request.name) or {}
-        current = self._current_status(notebook, raw)
+        current = self._written.status(request, raw)
         desired = status_builder.desired_status(
             notebook,
             current,
@@ -92,21 +86,10 @@ class StatusReconciler:
         written = await self.client.apply_status(
             NOTEBOOKS, notebook.namespace, notebook.name, body, FIELD_MANAGER
         )
-        self._written[notebook.uid] = (str(written["metadata"]["resourceVersion"]), desired)
+        self._written.remember(request, written, desired)
         for event in status_builder.transition_events(current, desired):
             await self.recorder.event(raw, event.type, event.reason, event.message)
         return Result()
-
-    def _current_status(self, notebook: Notebook, raw: JsonDict) -> JsonDict:
-        stored: JsonDict = raw.get("status") or {}
-        written = self._written.get(notebook.uid)
-        if written is None:
-            return stored
-        version, status = written
-        if _newer(version, str(raw["metadata"].get("resourceVersion", ""))):
-            return status
-        del self._written[notebook.uid]
-        return stored
 
     def _observe(self, notebook: Notebook) -> status_builder.Observed:
         namespace = notebook.namespace

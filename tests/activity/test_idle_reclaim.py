@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,13 +27,14 @@ from tests.activity.jupyter import (
 )
 from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import (
+    ControllerProcess,
     audit_position,
     condition,
     controller_writes,
     get,
     wait_condition,
 )
-from tests.kube import ROOT, Cluster, wait_for
+from tests.kube import Cluster, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -90,57 +86,6 @@ def as_user(server: JupyterServer, action: Callable[[JupyterUser], Awaitable[T]]
     return asyncio.run(act())
 
 
-class Controller:
-    def __init__(self, cluster: Cluster, namespace: str, template: str, log_path: Path) -> None:
-        self.health_port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "tests.activity.run_controller",
-            "run",
-            f"--kubeconfig={cluster.kubeconfig}",
-            f"--namespaces={namespace}",
-            f"--jupyter-url-template={template}",
-            f"--idle-policy-namespace={namespace}",
-            f"--idle-policy-configmap={POLICY}",
-            "--log-format=json",
-            "--log-level=debug",
-            f"--health-address=127.0.0.1:{self.health_port}",
-            "--graceful-shutdown-timeout=5",
-        ]
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                # unbuffered: tests read the log while the process runs (and after SIGKILL)
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-
-    def metrics(self) -> dict[str, float]:
-        """The samples of the controller's /metrics, by `name{labels}` as exposed."""
-        url = f"http://127.0.0.1:{self.health_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
-        return samples
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-
-
 @pytest.fixture
 def server(namespace: str, tmp_path: Path) -> Iterator[JupyterServer]:
     started = start_jupyter_server(tmp_path / "jupyter", notebook_prefix(namespace, NB))
@@ -156,11 +101,23 @@ def controller(
     server: JupyterServer,
     tmp_path: Path,
     request: pytest.FixtureRequest,
-) -> Iterator[Controller]:
+) -> Iterator[ControllerProcess]:
     cluster.apply(
         policy(idleTimeout=f"{IDLE_TIMEOUT}s", reclaimGrace=f"{RECLAIM_GRACE}s"), namespace
     )
-    running = Controller(cluster, namespace, server.url_template, tmp_path / "controller.log")
+    running = ControllerProcess(
+        cluster,
+        namespace,
+        tmp_path / "controller.log",
+        extra_args=[
+            f"--jupyter-url-template={server.url_template}",
+            f"--idle-policy-namespace={namespace}",
+            f"--idle-policy-configmap={POLICY}",
+            "--log-level=debug",
+        ],
+        health_port=free_port(),
+    )
+    running.start()
     yield running
     running.stop()
     call = getattr(request.node, "report_call", None)
@@ -174,7 +131,7 @@ def idle_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, Any
 
 
 def test_busy_then_idle_notebook_is_reclaimed_and_resumes(
-    cluster: Cluster, namespace: str, server: JupyterServer, controller: Controller
+    cluster: Cluster, namespace: str, server: JupyterServer, controller: ControllerProcess
 ) -> None:
     for body in (notebook(NB), notebook("no-server-nb"), notebook("rstudio-nb", "rstudio")):
         cluster.apply(body, namespace)
@@ -240,7 +197,7 @@ def test_busy_then_idle_notebook_is_reclaimed_and_resumes(
 
 
 def test_suspend_field_opt_out_and_policy_hot_reload(
-    cluster: Cluster, namespace: str, server: JupyterServer, controller: Controller
+    cluster: Cluster, namespace: str, server: JupyterServer, controller: ControllerProcess
 ) -> None:
     opt_out = {OPT_OUT_ANNOTATION: "disabled"}
     cluster.apply(notebook(NB, suspend=False), namespace)

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,20 @@ WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 class ControllerProcess:
     """`python -m notebook_controller run` for one namespace; its log goes to a file."""
 
-    def __init__(self, cluster: Cluster, namespace: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str,
+        log_path: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        health_port: int = 0,
+    ) -> None:
         self.cluster = cluster
         self.namespace = namespace
         self.log_path = log_path
+        self.extra_args = list(extra_args)
+        self.health_port = health_port  # 0: any free port (then /metrics can't be read)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -38,8 +49,9 @@ class ControllerProcess:
             f"--kubeconfig={self.cluster.kubeconfig}",
             f"--namespaces={self.namespace}",
             "--log-format=json",
-            "--health-address=127.0.0.1:0",
+            f"--health-address=127.0.0.1:{self.health_port}",
             "--graceful-shutdown-timeout=5",
+            *self.extra_args,
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -71,6 +83,19 @@ class ControllerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=30)
+
+    def metrics(self) -> dict[str, float]:
+        """The samples of the controller's /metrics, by `name{labels}` as exposed."""
+        assert self.health_port, "start the controller with a known health_port"
+        url = f"http://127.0.0.1:{self.health_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -133,7 +158,9 @@ def wait_condition(
         notebook = get(cluster, namespace, "notebook", name)
         return f"{type_}={status} ({reason}) on {name}; status: {(notebook or {}).get('status')}"
 
-    return wait_for(check, timeout=timeout, interval=1, message=describe)
+    found = wait_for(check, timeout=timeout, interval=1, message=describe)
+    assert found is not None  # wait_for returns only a truthy value
+    return found
 
 
 def warning_events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:

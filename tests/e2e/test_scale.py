@@ -109,6 +109,10 @@ def test_sigkill_during_creation_converges_without_duplicates_or_orphans(
     cluster: Cluster, namespace: str, controller: ControllerProcess, apps_v1: Any
 ) -> None:
     count = 100
+    # One worker per reconciler: slow enough that the kill lands part-way through creation.
+    controller.stop()
+    controller.extra_args = ["--workers=1"]
+    controller.start()
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=_notebooks(count, "crash"))
 
     def statefulsets_made() -> int:
