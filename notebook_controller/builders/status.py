@@ -139,7 +139,10 @@ def pod_readiness(pod: Mapping[str, Any]) -> Readiness:
         why = status.get("message") or status.get("reason") or "all containers exited"
         return Readiness(False, "PodFailed", f"Pod {name} failed: {why}")
     scheduled = _pod_condition(pod, "PodScheduled")
-    if scheduled is not None and scheduled.get("status") == "False":
+    # A pod bound to a node is scheduled, whatever a condition says: a failed bind of a
+    # deleted namesake can leave PodScheduled=False on the new pod after it was bound and ran.
+    bound = bool((pod.get("spec") or {}).get("nodeName"))
+    if not bound and scheduled is not None and scheduled.get("status") == "False":
         reason = str(scheduled.get("reason") or "Unschedulable")
         return Readiness(False, reason, f"Pod {name}: {scheduled.get('message') or reason}")
     problems = [

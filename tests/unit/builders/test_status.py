@@ -145,6 +145,35 @@ def test_unschedulable_pod_is_pending_with_the_schedulers_message(basic: Noteboo
     assert status["phase"] == "Pending"
 
 
+def test_bound_running_pod_with_a_stale_scheduling_failure_is_ready(basic: Notebook) -> None:
+    # Seen on the cluster: the StatefulSet was recreated, the scheduler's failed bind of the
+    # old pod ("is being deleted, cannot be assigned to a host") left PodScheduled=False on
+    # the new pod of the same name, which was then bound, ran and turned Ready.
+    conditions = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "SchedulerError",
+            "message": "running Bind plugin \"DefaultBinder\": pod ns/managed-notebook-"
+            "notebook-sample-0 is being deleted, cannot be assigned to a host",
+        },
+        {"type": "Initialized", "status": "True"},
+        {"type": "ContainersReady", "status": "True"},
+        {"type": "Ready", "status": "True"},
+    ]
+    pod = _pod(conditions=conditions)
+    pod["spec"] = {"nodeName": "kwok-cpu-0"}
+    status = _status(basic, _observed(basic, pod))
+    ready = _condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "PodReady")
+    assert status["phase"] == "Running"
+    # the same condition on a pod that is not bound yet still explains why it waits
+    del pod["spec"]
+    pending = _pod(phase="Pending", ready=False, containers=[], conditions=conditions[:1])
+    ready = _condition(_status(basic, _observed(basic, pending)), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "SchedulerError")
+
+
 def test_paused_notebook_is_suspended(basic: Notebook) -> None:
     paused = with_spec(basic, suspend=True)
     status = _status(paused, _observed(paused, None))
