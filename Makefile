@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv run test test-unit lint manifests refresh-podspec bench cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: venv run test test-unit lint manifests refresh-podspec bench cluster-build cluster-up cluster-down cluster-status images clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -21,6 +21,11 @@ cluster-down:
 
 cluster-status:
 	hack/cluster.sh status
+
+# Build the container images (images/, Dockerfile) with buildah and push them to the local
+# registry ($NBCTL_REGISTRY, else the one `make cluster-up` started); IMAGES="pause testimage" for some.
+images:
+	hack/images.sh build $(IMAGES)
 
 run: venv
 	hack/run.sh

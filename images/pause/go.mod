@@ -1,0 +1,3 @@
+module nbctl.local/images/pause
+
+go 1.21
