@@ -1,0 +1,48 @@
+"""A jupyter_server extension: only what a user does counts as API activity.
+
+jupyter_server's `api/status` reports `last_activity`, the latest of: any authenticated API
+request (each one sets it when it finishes), kernel messages, and terminal input/output. An open
+JupyterLab page polls the server while it is visible -- `api/kernels`, `api/sessions`,
+`api/terminals` and the file browser's folder (`api/contents/...`) every 10 s, `api/kernelspecs`
+and `api/me` every 61 s -- so an untouched tab left open in a browser sets `last_activity`
+every 10 s and the notebook never looks idle (checked here with jupyter_server 2.21: one
+`GET api/kernels` moves it). The pollers only pause while the page is hidden.
+
+With this extension, read-only requests (GET, HEAD, OPTIONS) no longer count; requests that
+change something still do: saving or autosaving an edited file, creating, renaming or deleting
+one, starting, restarting or stopping a kernel or terminal, changing a setting, the workspace
+layout JupyterLab saves when tabs are opened, closed or moved. Running cells (kernel messages)
+and typing in a terminal count through the kernel and terminal activity, which this does not
+touch. Merely reading a file or browsing folders does not count.
+
+Disable it with `jupyter server extension disable nbctl_user_activity` (as the notebook user)
+or `--ServerApp.jpserver_extensions="{'nbctl_user_activity': False}"`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_update_api_activity = APIHandler.update_api_activity
+
+
+def _update_unless_read_only(self: APIHandler) -> None:
+    if self.request.method in READ_ONLY_METHODS:
+        return
+    _update_api_activity(self)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "nbctl_user_activity"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    APIHandler.update_api_activity = _update_unless_read_only  # type: ignore[method-assign]
+    serverapp.log.info(
+        "nbctl_user_activity: read-only API requests (JupyterLab's polling) do not count as "
+        "activity in api/status last_activity"
+    )
