@@ -216,9 +216,20 @@ def progress_key(line: str) -> str | None:
     if re.match(r"(\[\d+/\d+\] )?STEP ", line):
         return line
     m = re.match(r"I: (Retrieving|Validating|Extracting|Installing|Unpacking|Configuring)\b", line)
-    if m:
-        return f"debootstrap: {m.group(1).lower()} packages"
+    if m and "base system" not in line:
+        phase = DEBOOTSTRAP_PHASES[m.group(1)]
+        return f"debootstrap: {phase} packages"
     return None
+
+
+DEBOOTSTRAP_PHASES = {
+    "Retrieving": "downloading",
+    "Validating": "downloading",
+    "Extracting": "extracting",
+    "Installing": "installing",
+    "Unpacking": "installing",
+    "Configuring": "configuring",
+}
 
 
 def run_logged(
@@ -676,7 +687,7 @@ def push(registry: str, image: Image, local_id: str) -> bool:
 # --------------------------------------------------------------------------- build
 
 
-def build_args_and_secrets(image: Image, base_id: str | None) -> list[str]:
+def build_args_and_secrets(image: Image) -> list[str]:
     args = []
     if image.uses_base:
         args += ["--build-arg", f"BASE={BASE_REF}"]
@@ -709,10 +720,10 @@ def build_one(image: Image, base_id: str | None) -> tuple[str, bool, float]:
     say(f"{image.name}: building {image.ref} (log: {log})")
     context = image.prepare(image, log) if image.prepare else image.context
     run_logged(
-        ["buildah", "bud", "--isolation", ISOLATION, "--layers", "--pull=never",
+        ["buildah", "bud", "--isolation", ISOLATION, "--layers", "--force-rm", "--pull=never",
          "-f", str(image.containerfile), "-t", image.ref,
          "--label", f"{LABEL_INPUTS}={digest}",
-         *build_args_and_secrets(image, base_id), str(context)],
+         *build_args_and_secrets(image), str(context)],
         log,
         f"{image.name}: build",
         cwd=ROOT,

@@ -1,3 +1,3 @@
 module nbctl.local/images/pause
 
-go 1.21
+go 1.19
