@@ -9,6 +9,10 @@ Reads the pins from hack/cluster/versions.env and writes:
   hand-copied.
 * hack/cluster/etcd/go.mod -- etcd server and etcdctl at ETCD_VERSION.
 * hack/cluster/kwok/go.mod -- sigs.k8s.io/kwok at KWOK_VERSION (own dependency graph).
+* hack/cluster/node/<component>/go.mod -- one module per real-node component built by
+  hack/nodebuild.py (containerd, CNI plugins, cri-tools, CoreDNS, local-path-provisioner),
+  each with its own dependency graph. Replace directives of the pinned module's own go.mod
+  (ignored by Go when it is a dependency) are copied, so it builds as its release does.
 
 then runs `go mod tidy` in each. Standard library only.
 """
@@ -68,6 +72,44 @@ def staging_modules(k8s_version: str) -> list[str]:
     return sorted(set(mods))
 
 
+# (wrapper dir under node/, module, versions.env key); hack/nodebuild.py has the same table
+NODE_MODULES = [
+    ("containerd", "github.com/containerd/containerd/v2", "CONTAINERD_VERSION"),
+    ("cni-plugins", "github.com/containernetworking/plugins", "CNI_PLUGINS_VERSION"),
+    ("cri-tools", "sigs.k8s.io/cri-tools", "CRI_TOOLS_VERSION"),
+    ("coredns", "github.com/coredns/coredns", "COREDNS_VERSION"),
+    (
+        "local-path-provisioner",
+        "github.com/rancher/local-path-provisioner",
+        "LOCAL_PATH_PROVISIONER_VERSION",
+    ),
+]
+
+
+def upstream_replaces(module: str, version: str) -> list[str]:
+    """The `old[ v] => new v` replaces of module@version's own go.mod, as go.mod lines."""
+    out = run(["go", "mod", "download", "-json", f"{module}@{version}"], HERE)
+    info = json.loads(out)
+    if info.get("Error"):
+        sys.exit(f"gen-gomod: cannot download {module}@{version}: {info['Error']}")
+    gomod = re.sub(r"//.*", "", Path(info["GoMod"]).read_text())
+    body = "\n".join(re.findall(r"^replace\s*\((.*?)^\)", gomod, re.M | re.S))
+    body += "\n" + "\n".join(re.findall(r"^replace\s+([^(\n].*)$", gomod, re.M))
+    lines = []
+    for ln in body.splitlines():
+        ln = " ".join(ln.split())
+        if not ln:
+            continue
+        new = ln.split("=>", 1)[1].split()
+        if new[0].startswith((".", "/")):
+            sys.exit(
+                f"gen-gomod: {module}@{version} replaces with a local directory ({ln}); "
+                "that cannot be reproduced from a wrapper module"
+            )
+        lines.append(ln)
+    return sorted(set(lines))
+
+
 def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -103,7 +145,19 @@ def main() -> None:
         + "module notebook-controller/hack/cluster/kwok\n\ngo 1.26.0\n\n"
         + f"require sigs.k8s.io/kwok {wv}\n",
     )
-    for d in (HERE, HERE / "etcd", HERE / "kwok"):
+    node_dirs = []
+    for sub, module, key in NODE_MODULES:
+        version = pins[key]
+        replaces = "".join(f"\t{r}\n" for r in upstream_replaces(module, version))
+        write(
+            HERE / "node" / sub / "go.mod",
+            header
+            + f"module notebook-controller/hack/cluster/node/{sub}\n\ngo 1.26.0\n\n"
+            + f"require {module} {version}\n"
+            + (f"\nreplace (\n{replaces})\n" if replaces else ""),
+        )
+        node_dirs.append(HERE / "node" / sub)
+    for d in (HERE, HERE / "etcd", HERE / "kwok", *node_dirs):
         run(["go", "mod", "tidy"], d)
         print(f"gen-gomod: {d.relative_to(HERE.parent.parent)}/go.mod regenerated")
 
