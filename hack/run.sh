@@ -28,6 +28,7 @@ else
   else
     echo "run: no kubeconfig; starting the local simulated cluster" >&2
   fi
+  hack/install-deps.sh
   hack/cluster.sh up
   kubeconfig=$PWD/.cluster/kubeconfig
 fi

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+hack/install-deps.sh  # Debian packages (root: installed; otherwise one line naming them)
+
 venv=${VENV:-.venv}
 if [ ! -x "$venv/bin/python" ] || [ ! -e "$venv/.installed" ] || [ pyproject.toml -nt "$venv/.installed" ]; then
   hack/bootstrap-python.sh "$venv"
@@ -24,6 +26,7 @@ else
   # `up` prints "started" or "reused" on stdout: stop at the end only a cluster we started
   if [ "$(hack/cluster.sh up)" = started ]; then
     started=1
+    export NBCTL_TEST_OWNS_CLUSTER=1  # tests/node/test_teardown.py may take it down
   fi
   export KUBECONFIG="$PWD/.cluster/kubeconfig"
 fi

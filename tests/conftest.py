@@ -16,12 +16,20 @@ from typing import Any
 import pytest
 
 from tests.kube import Cluster, external_cluster, local_cluster, wait_for
+from tests.realnode import REAL_NODE
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "cluster: needs a real Kubernetes control plane (the `cluster` fixture)"
     )
+    config.addinivalue_line(
+        "markers", "last: takes the shared cluster down, so runs after every other test"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +95,14 @@ def apps_v1(cluster: Cluster) -> Any:
     from kubernetes import client
 
     return client.AppsV1Api(_api_client(cluster))
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> str:
+    """The real node's name; fails (never skips) when the cluster should have one and has not."""
+    found = cluster.kubectl("get", "node", REAL_NODE, check=False)
+    if found.returncode != 0:
+        if os.environ.get("NBCTL_REAL_NODE", "1") in ("0", "false", "no"):
+            pytest.skip("NBCTL_REAL_NODE=0: the local cluster runs KWOK nodes only")
+        raise AssertionError(f"no node {REAL_NODE} in the cluster: {found.stderr.strip()}")
+    return REAL_NODE

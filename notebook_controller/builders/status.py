@@ -104,11 +104,16 @@ def _container_problem(status: Mapping[str, Any], init: bool) -> tuple[str, str]
         return reason, f"container {name}: {detail}"
     terminated = state.get("terminated")
     if terminated and not (init and terminated.get("exitCode") == 0):
-        why = terminated.get("reason") or "Terminated"
-        return (
-            "ContainerTerminated",
-            f"container {name}: {why} with code {terminated.get('exitCode')}",
-        )
+        why = f"{terminated.get('reason') or 'Terminated'} with code {terminated.get('exitCode')}"
+        restarts = status.get("restartCount", 0)
+        if restarts:
+            # A real kubelet (v1.37) reports a container waiting out its restart back-off as
+            # `terminated`, not `waiting: CrashLoopBackOff`; restarted before: it crash-loops.
+            return (
+                "CrashLoopBackOff",
+                f"container {name} keeps crashing ({why}, {restarts} restarts)",
+            )
+        return "ContainerTerminated", f"container {name}: {why}"
     if not init and "running" in state and not status.get("ready"):
         return "ContainersNotReady", f"container {name} is running but not ready yet"
     return None

@@ -37,7 +37,12 @@ def first_error_line(proc: subprocess.CompletedProcess[str]) -> str:
 def scratch(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if not cluster.can_control_components:
         pytest.skip("needs the locally built cluster binaries")
-    env = dict(os.environ, NBCTL_CLUSTER_DIR=str(tmp_path_factory.mktemp("scratch-cluster")))
+    # KWOK only: one real node per machine, and it belongs to the shared cluster
+    env = dict(
+        os.environ,
+        NBCTL_CLUSTER_DIR=str(tmp_path_factory.mktemp("scratch-cluster")),
+        NBCTL_REAL_NODE="0",
+    )
     env.pop("KUBECONFIG", None)
     up = run(env, "up")
     assert up.returncode == 0, up.stderr

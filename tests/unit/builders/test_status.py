@@ -154,7 +154,7 @@ def test_bound_running_pod_with_a_stale_scheduling_failure_is_ready(basic: Noteb
             "type": "PodScheduled",
             "status": "False",
             "reason": "SchedulerError",
-            "message": "running Bind plugin \"DefaultBinder\": pod ns/managed-notebook-"
+            "message": 'running Bind plugin "DefaultBinder": pod ns/managed-notebook-'
             "notebook-sample-0 is being deleted, cannot be assigned to a host",
         },
         {"type": "Initialized", "status": "True"},
@@ -172,6 +172,28 @@ def test_bound_running_pod_with_a_stale_scheduling_failure_is_ready(basic: Noteb
     pending = _pod(phase="Pending", ready=False, containers=[], conditions=conditions[:1])
     ready = _condition(_status(basic, _observed(basic, pending)), "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "SchedulerError")
+
+
+def test_a_restarted_container_terminated_in_back_off_is_a_crash_loop(basic: Notebook) -> None:
+    # what the v1.37 kubelet on the real node reports between restarts of a crashing container
+    containers = [
+        {
+            "name": "tensorflow",
+            "ready": False,
+            "restartCount": 3,
+            "state": {"terminated": {"reason": "Error", "exitCode": 1}},
+            "lastState": {"terminated": {"reason": "Error", "exitCode": 1}},
+        }
+    ]
+    status = _status(basic, _observed(basic, _pod(ready=False, containers=containers)))
+    ready = _condition(status, "Ready")
+    assert ready["reason"] == "CrashLoopBackOff"
+    assert ready["message"] == "container tensorflow keeps crashing (Error with code 1, 3 restarts)"
+    assert status["phase"] == "Failed"
+    # exited once and not restarted yet: reported as terminated, not yet as a loop
+    containers[0]["restartCount"] = 0
+    status = _status(basic, _observed(basic, _pod(ready=False, containers=containers)))
+    assert _condition(status, "Ready")["reason"] == "ContainerTerminated"
 
 
 def test_paused_notebook_is_suspended(basic: Notebook) -> None:
