@@ -806,6 +806,8 @@ def new_state(bins: Path) -> dict:
                         f"--kubelet-client-key={PKI / 'apiserver-kubelet-client.key'}",
                         f"--kubelet-certificate-authority={PKI / 'ca.crt'}",
                         "--kubelet-preferred-address-types=InternalIP",
+                        # a namespace can send its pods to the (tainted) real node
+                        "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
                     ]
                     if real
                     # 127.0.0.1 is not a valid Endpoints address; nothing routes to it anyway
@@ -917,6 +919,7 @@ def node_components(bins: Path) -> dict[str, dict]:
                 f"--hostname-override={node.NODE_NAME}",
                 f"--node-ip={node.NODE_IP}",
                 "--node-labels=" + ",".join(f"{k}={v}" for k, v in node.NODE_LABELS.items()),
+                "--register-with-taints={key}={value}:{effect}".format(**node.NODE_TAINT),
                 f"--root-dir={node.ROOT_DIR / 'kubelet'}",
                 "--v=1",
             ],

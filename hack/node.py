@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,18 @@ from typing import Any
 
 NODE_NAME = "real-node-0"
 NODE_LABELS = {"type": "real", "tensorstack.dev/node-role": "real"}
+# Tainted, so pods made for the KWOK nodes (images nobody can pull) never land here. A pod
+# chooses the real node with a toleration and the label, or by living in a namespace that says
+# so (PodNodeSelector + PodTolerationRestriction admission, see REAL_NODE_NAMESPACE_ANNOTATIONS).
+NODE_TAINT = {"key": "nbctl.dev/real-node", "value": "true", "effect": "NoSchedule"}
+REAL_NODE_NAMESPACE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=real",
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+        [{"key": NODE_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]
+    ),
+}
+# namespaces whose pods run on the real node: the newcomer's `default`, the provisioner's own
+REAL_NODE_NAMESPACES = ["default", "local-path-storage"]
 BRIDGE = "nbctl0"
 NODE_IP = "10.244.64.1"
 NODE_SUBNET = "10.244.64.0/24"
@@ -565,7 +578,14 @@ def cluster_objects() -> list[dict[str, Any]]:
         binding("nbctl:coredns", "system:coredns"),
         local_path_role,
         binding("nbctl:local-path-provisioner", "system:local-path-provisioner"),
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LOCAL_PATH_NAMESPACE}},
+        *[
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns, "annotations": REAL_NODE_NAMESPACE_ANNOTATIONS},
+            }
+            for ns in REAL_NODE_NAMESPACES
+        ],
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
@@ -686,7 +706,7 @@ def _remove_chains() -> None:
             # jumps into our chains from any chain first, then flush and delete ours
             for line in text.splitlines():
                 if line.startswith("-A ") and any(f"-j {c}" in line for c in chains):
-                    rule = line[3:].split()
+                    rule = shlex.split(line[3:])  # comments are quoted
                     sh(tool, "-w", "-t", table, "-D", *rule, check=False)
             for chain in chains:
                 sh(tool, "-w", "-t", table, "-F", chain, check=False)

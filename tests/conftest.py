@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.kube import Cluster, external_cluster, local_cluster, wait_for
-from tests.realnode import REAL_NODE
+from tests.realnode import REAL_NODE, REAL_NODE_NAMESPACE_ANNOTATIONS
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,3 +106,16 @@ def real_node(cluster: Cluster) -> str:
             pytest.skip("NBCTL_REAL_NODE=0: the local cluster runs KWOK nodes only")
         raise AssertionError(f"no node {REAL_NODE} in the cluster: {found.stderr.strip()}")
     return REAL_NODE
+
+
+@pytest.fixture
+def real_namespace(cluster: Cluster, namespace: str, real_node: str) -> str:
+    """A fresh namespace whose pods run on the real node (PodNodeSelector and
+    PodTolerationRestriction annotations, as `hack/cluster.sh up` sets on `default`)."""
+    cluster.kubectl(
+        "annotate",
+        "namespace",
+        namespace,
+        *(f"{k}={v}" for k, v in REAL_NODE_NAMESPACE_ANNOTATIONS.items()),
+    )
+    return namespace

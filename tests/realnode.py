@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.kube import Cluster, wait_for
 
 REAL_NODE = "real-node-0"
 NODE_IP = "10.244.64.1"
-NODE_SELECTOR = {"type": "real"}
+NODE_TAINT_KEY = "nbctl.dev/real-node"
+# what hack/node.py puts on namespaces whose pods run on the real node
+REAL_NODE_NAMESPACE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=real",
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+        [{"key": NODE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
+    ),
+}
 TEST_IMAGE = "registry.nbctl.local/testimage:1"
 # serves `real-node-ok` on 8080; prints a line to its log first
 HTTP_COMMAND = [
@@ -44,7 +52,6 @@ def pod(
     if mounts:
         container["volumeMounts"] = mounts
     spec: dict[str, Any] = {
-        "nodeSelector": NODE_SELECTOR,
         "terminationGracePeriodSeconds": 1,
         "containers": [container],
     }

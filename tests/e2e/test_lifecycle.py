@@ -1,4 +1,6 @@
-"""Run mode, template changes, healing, deletion, long names, pod failures."""
+"""Run mode, template changes, healing, deletion, long names, unschedulable pods.
+
+Crash loops and failed pulls are on the real node: tests/e2e/test_real_node.py."""
 
 from __future__ import annotations
 
@@ -305,65 +307,3 @@ def test_unschedulable_pod_surfaces_on_the_notebook(
         len([e for e in warning_events(cluster, namespace, NB) if e["reason"] == "Unschedulable"])
         == 1
     )
-
-
-def test_crash_looping_containers_surface_on_the_notebook(
-    cluster: Cluster, namespace: str, controller: ControllerProcess
-) -> None:
-    containers = [
-        {"name": "notebook", "image": "t9kpublic/jupyter:1"},
-        {"name": "sidecar", "image": "busybox:1"},
-    ]
-    cluster.apply(notebook(NB, template={"spec": {"containers": containers}}), namespace)
-    wait_condition(cluster, namespace, NB, "Ready", "True")
-    # KWOK has no kubelet: write the pod status a kubelet would report for two bad containers
-    crashing = {
-        "status": {
-            "phase": "Running",
-            "conditions": [
-                {"type": "PodScheduled", "status": "True"},
-                {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
-            ],
-            "containerStatuses": [
-                {
-                    "name": "notebook",
-                    "image": "t9kpublic/jupyter:1",
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 5,
-                    "state": {
-                        "waiting": {"reason": "CrashLoopBackOff", "message": "back-off 2m40s"}
-                    },
-                    "lastState": {"terminated": {"reason": "Error", "exitCode": 1}},
-                },
-                {
-                    "name": "sidecar",
-                    "image": "busybox:1",
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
-                },
-            ],
-        }
-    }
-    cluster.kubectl(
-        "-n", namespace, "patch", "pod", POD, "--subresource=status", "--type=merge",
-        "-p", json.dumps(crashing),
-    )  # fmt: skip
-    nb = wait_condition(cluster, namespace, NB, "Ready", "False", "CrashLoopBackOff")
-    message = condition(nb, "Ready")["message"]
-    assert "container notebook keeps crashing (Error with code 1, 5 restarts)" in message
-    assert "container sidecar: OOMKilled with code 137" in message
-    assert nb["status"]["phase"] == "Failed"
-    wait_for(
-        lambda: [
-            e for e in warning_events(cluster, namespace, NB) if e["reason"] == "CrashLoopBackOff"
-        ],
-        timeout=30,
-        message="a CrashLoopBackOff Warning event on the notebook",
-    )
-    events = [
-        e for e in warning_events(cluster, namespace, NB) if e["reason"] == "CrashLoopBackOff"
-    ]
-    assert len(events) == 1 and events[0]["count"] == 1

@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.controller import ControllerProcess, condition, get, wait_condition, warning_events
 from tests.kube import Cluster, wait_for
-from tests.realnode import NODE_SELECTOR, TEST_IMAGE
+from tests.realnode import REAL_NODE, TEST_IMAGE
 
 pytestmark = pytest.mark.cluster
 
@@ -35,7 +35,7 @@ def real_notebook(
         "image": image,
         "command": command or ["sh", "-c", FAKE_JUPYTER],
     }
-    spec: dict[str, Any] = {"nodeSelector": NODE_SELECTOR, "containers": [container]}
+    spec: dict[str, Any] = {"containers": [container]}
     if volumes:
         spec["volumes"] = volumes
         container["volumeMounts"] = [{"name": "workingdir", "mountPath": "/t9k/mnt"}]
@@ -54,8 +54,9 @@ def exec_pod(cluster: Cluster, namespace: str, *command: str) -> str:
 
 
 def test_a_notebook_with_a_pvc_runs_a_real_container_and_keeps_its_files(
-    cluster: Cluster, namespace: str, real_node: str, controller: ControllerProcess
+    cluster: Cluster, real_namespace: str, controller: ControllerProcess
 ) -> None:
+    namespace = real_namespace
     pvc = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -68,7 +69,7 @@ def test_a_notebook_with_a_pvc_runs_a_real_container_and_keeps_its_files(
     nb = wait_condition(cluster, namespace, NB, "Ready", "True", timeout=180)
     assert nb["status"]["phase"] == "Running"
     pod = cluster.get_json("pod", POD, "-n", namespace)
-    assert pod["spec"]["nodeName"] == real_node
+    assert pod["spec"]["nodeName"] == REAL_NODE
     assert "jupyter-stand-in-started" in cluster.kubectl("-n", namespace, "logs", POD).stdout
     claim = cluster.get_json("pvc", "real-workingdir", "-n", namespace)
     assert claim["status"]["phase"] == "Bound"
@@ -99,8 +100,9 @@ def test_a_notebook_with_a_pvc_runs_a_real_container_and_keeps_its_files(
 
 
 def test_a_crash_looping_notebook_surfaces_on_ready_and_in_events(
-    cluster: Cluster, namespace: str, real_node: str, controller: ControllerProcess
+    cluster: Cluster, real_namespace: str, controller: ControllerProcess
 ) -> None:
+    namespace = real_namespace
     cluster.apply(real_notebook(NB, command=["sh", "-c", "echo bad config; exit 1"]), namespace)
     nb = wait_condition(cluster, namespace, NB, "Ready", "False", "CrashLoopBackOff", timeout=180)
     assert (
@@ -117,8 +119,9 @@ def test_a_crash_looping_notebook_surfaces_on_ready_and_in_events(
 
 
 def test_a_missing_image_surfaces_on_ready_and_in_events(
-    cluster: Cluster, namespace: str, real_node: str, controller: ControllerProcess
+    cluster: Cluster, real_namespace: str, controller: ControllerProcess
 ) -> None:
+    namespace = real_namespace
     image = "registry.nbctl.local/no-such-notebook:1"
     cluster.apply(real_notebook(NB, image=image), namespace)
     nb = wait_condition(cluster, namespace, NB, "Ready", "False", "ImagePullBackOff", timeout=180)

@@ -39,9 +39,8 @@ def exec_in(cluster: Cluster, namespace: str, name: str, *command: str) -> str:
     return cluster.kubectl("-n", namespace, "exec", name, "--", *command, timeout=60).stdout
 
 
-def test_a_pod_runs_with_logs_exec_and_port_forward(
-    cluster: Cluster, namespace: str, real_node: str
-) -> None:
+def test_a_pod_runs_with_logs_exec_and_port_forward(cluster: Cluster, real_namespace: str) -> None:
+    namespace = real_namespace
     cluster.apply(pod("web"), namespace)
     running = wait_ready(cluster, namespace, "web")
     assert running["spec"]["nodeName"] == REAL_NODE
@@ -69,8 +68,9 @@ def test_a_pod_runs_with_logs_exec_and_port_forward(
 
 
 async def test_the_controllers_exec_client_reads_ssh_connections_in_a_real_pod(
-    cluster: Cluster, namespace: str, real_node: str
+    cluster: Cluster, real_namespace: str
 ) -> None:
+    namespace = real_namespace
     # a server on the SSH port inside the pod; the host holds a TCP connection to it
     command = ["sh", "-c", "echo ok > /tmp/i && exec httpd -f -p 2222 -h /tmp"]
     cluster.apply(pod("sshish", command=command), namespace)
@@ -89,7 +89,8 @@ async def test_the_controllers_exec_client_reads_ssh_connections_in_a_real_pod(
         assert during.reachable and during.connections == 1, during
 
 
-def test_a_readiness_probe_gates_ready(cluster: Cluster, namespace: str, real_node: str) -> None:
+def test_a_readiness_probe_gates_ready(cluster: Cluster, real_namespace: str) -> None:
+    namespace = real_namespace
     cluster.apply(pod("gated", readiness_path="/ready"), namespace)
 
     def running() -> dict[str, Any] | None:
@@ -105,8 +106,9 @@ def test_a_readiness_probe_gates_ready(cluster: Cluster, namespace: str, real_no
 
 
 def test_crash_loops_and_missing_images_are_reported_by_the_kubelet(
-    cluster: Cluster, namespace: str, real_node: str
+    cluster: Cluster, real_namespace: str
 ) -> None:
+    namespace = real_namespace
     cluster.apply(pod("crash", command=["sh", "-c", "echo dying; exit 3"]), namespace)
     missing = "registry.nbctl.local/no-such-image:1"
     cluster.apply(pod("nopull", image=missing), namespace)
@@ -124,7 +126,12 @@ def test_crash_loops_and_missing_images_are_reported_by_the_kubelet(
         timeout=30,
         message="the kubelet's BackOff event",
     )
-    assert "dying" in cluster.kubectl("-n", namespace, "logs", "crash", "--previous").stdout
+    # the last run's output (the kubelet keeps one dead instance of a container)
+    wait_for(
+        lambda: "dying" in cluster.kubectl("-n", namespace, "logs", "crash", check=False).stdout,
+        timeout=30,
+        message="the crashed container's log",
+    )
     wait_for(
         lambda: (
             waiting_reason(pod_json(cluster, namespace, "nopull"))
@@ -157,8 +164,9 @@ def service(name: str, selector: str, *, type_: str = "ClusterIP") -> dict[str, 
 
 
 def test_services_by_cluster_ip_dns_name_and_node_port(
-    cluster: Cluster, namespace: str, real_node: str
+    cluster: Cluster, real_namespace: str
 ) -> None:
+    namespace = real_namespace
     cluster.apply(pod("server"), namespace)
     cluster.apply(pod("client", command=["sleep", "3600"]), namespace)
     cluster.apply(service("web", "server"), namespace)
@@ -197,8 +205,9 @@ def test_services_by_cluster_ip_dns_name_and_node_port(
 
 
 def test_nothing_for_the_pod_or_service_ranges_leaves_the_machine(
-    cluster: Cluster, namespace: str, real_node: str
+    cluster: Cluster, real_namespace: str
 ) -> None:
+    namespace = real_namespace
     # a ClusterIP Service without endpoints: refused here, at once
     cluster.apply(service("nobody", "no-such-pod"), namespace)
     ip = cluster.get_json("service", "nobody", "-n", namespace)["spec"]["clusterIP"]
