@@ -28,6 +28,9 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 MAX_CONTAINERS = 64
+MAX_VOLUMES = 64  # volumes of a pod, volumeMounts of a container (bounds CEL's cost estimate)
+MAX_ENV = 512  # env entries of a container (bounds CEL's cost estimate)
+MAX_ENV_NAME = 256
 MAX_AUTHORIZED_KEYS = 32
 MAX_RESOURCE_NAMES = 32
 MAX_QUANTITY_LENGTH = 64
@@ -111,7 +114,22 @@ def _each_request_with_a_limit(condition: str) -> str:
 
 _REQUEST_VS_LIMIT = f"{_quantity('self.requests[k]')}.compareTo({_quantity('self.limits[k]')})"
 
+
+def _non_negative(resource_map: str) -> Rule:
+    value = f"self.{resource_map}[k]"
+    return Rule(
+        rule=(
+            f"!has(self.{resource_map}) || self.{resource_map}.all(k,"
+            f" !isQuantity(string({value})) || {_quantity(value)}.compareTo(quantity('0')) >= 0)"
+        ),
+        message=f"resources.{resource_map} must not be negative",
+        field_path=f".{resource_map}",
+    )
+
+
 RESOURCE_RULES = (
+    _non_negative("requests"),
+    _non_negative("limits"),
     _gpu_percent_rule("requests"),
     _gpu_percent_rule("limits"),
     Rule(
@@ -153,6 +171,16 @@ _RESOURCE_MAP = {"maxProperties": MAX_RESOURCE_NAMES}
 _QUANTITY = {"maxLength": MAX_QUANTITY_LENGTH}
 
 
+# The controller sets these on the main container (`notebook`, else the first): the path the
+# notebook is served under, and whether sshd starts (spec.ssh.enabled).
+_CONTROLLER_ENV = "['NB_PREFIX', 'ENABLE_SSH_SERVER']"
+_CONTROLLER_ENV_MESSAGE = (
+    "spec.template.spec.containers[].env: NB_PREFIX and ENABLE_SSH_SERVER are set by the"
+    " controller (the path the notebook is served under, and spec.ssh.enabled): remove them from"
+    " the main container's env"
+)
+
+
 def _container_constraints(containers: str) -> tuple[Constraint, ...]:
     """Checks the pod would fail later, for `containers` or `initContainers`."""
     path = f"spec.template.spec.{containers}"
@@ -173,7 +201,29 @@ def _container_constraints(containers: str) -> tuple[Constraint, ...]:
                 ),
             ),
         ),
+        Constraint(
+            f"{path}[]",
+            rules=(
+                ()
+                if containers != "containers"
+                else (
+                    Rule(
+                        rule=(
+                            "self.name != 'notebook' || !has(self.env)"
+                            f" || !self.env.exists(e, e.name in {_CONTROLLER_ENV})"
+                        ),
+                        message=_CONTROLLER_ENV_MESSAGE,
+                        field_path=".env",
+                        reason="FieldValueForbidden",
+                    ),
+                )
+            ),
+        ),
         Constraint(f"{path}[].resources", rules=RESOURCE_RULES),
+        Constraint(f"{path}[].volumeMounts", {"maxItems": MAX_VOLUMES}),
+        Constraint(f"{path}[].volumeMounts[].name", {"maxLength": 63}),
+        Constraint(f"{path}[].env", {"maxItems": MAX_ENV}),
+        Constraint(f"{path}[].env[].name", {"maxLength": MAX_ENV_NAME}),
         Constraint(f"{path}[].resources.requests", _RESOURCE_MAP),
         Constraint(f"{path}[].resources.limits", _RESOURCE_MAP),
         Constraint(f"{path}[].resources.requests{{}}", _QUANTITY),
@@ -279,6 +329,33 @@ CONSTRAINTS: tuple[Constraint, ...] = (
                 ),
                 field_path=".restartPolicy",
             ),
+            *(
+                Rule(
+                    rule=(
+                        f"!has(self.{key}) || self.{key}.all(c, !has(c.volumeMounts)"
+                        " || c.volumeMounts.all(m, has(self.volumes)"
+                        " && self.volumes.exists(v, v.name == m.name)))"
+                    ),
+                    message=(
+                        f"spec.template.spec.{key}[].volumeMounts[].name must name a volume in"
+                        " spec.template.spec.volumes"
+                    ),
+                    field_path=f".{key}",
+                    reason="FieldValueInvalid",
+                )
+                for key in ("containers", "initContainers")
+            ),
+            Rule(
+                # the main container is `notebook`, else the first: here, the first
+                rule=(
+                    "self.containers.exists(c, c.name == 'notebook')"
+                    " || !has(self.containers[0].env)"
+                    f" || !self.containers[0].env.exists(e, e.name in {_CONTROLLER_ENV})"
+                ),
+                message=_CONTROLLER_ENV_MESSAGE,
+                field_path=".containers",
+                reason="FieldValueForbidden",
+            ),
             Rule(
                 rule="!has(self.activeDeadlineSeconds)",
                 message=(
@@ -300,6 +377,8 @@ CONSTRAINTS: tuple[Constraint, ...] = (
         ),
     ),
     Constraint("spec.template.spec.containers", {"minItems": 1}),
+    Constraint("spec.template.spec.volumes", {"maxItems": MAX_VOLUMES}),
+    Constraint("spec.template.spec.volumes[].name", {"maxLength": 63}),
     *_container_constraints("containers"),
     *_container_constraints("initContainers"),
 )

@@ -1,7 +1,8 @@
 """The notebook's StatefulSet: one replica (zero while paused) running the template's pod.
 
-Only where the user left them unset, the main container (named `notebook`, else the first) gets
-NB_PREFIX and ENABLE_SSH_SERVER, a port named `http`, a readiness probe and `workingDir`.
+The main container (named `notebook`, else the first) gets NB_PREFIX and ENABLE_SSH_SERVER
+(the CRD refuses them in the user's env) and, where the user left them unset, a port named
+`http`, a readiness probe (on the user's `http` port if declared) and `workingDir`.
 `podManagementPolicy: Parallel` lets a template change replace a pod that is not Ready (with
 OrderedReady the StatefulSet controller waits forever for a broken pod before rolling it).
 """
@@ -52,12 +53,20 @@ def http_target_port(notebook: Notebook) -> str | int:
     return HTTP_PORT_NAME
 
 
+def serving_port(notebook: Notebook) -> int:
+    """Where the main container serves: its `http` port if the user declared one, else ours."""
+    for port in main_container(notebook).get("ports") or []:
+        if port.get("name") == HTTP_PORT_NAME and isinstance(port.get("containerPort"), int):
+            return int(port["containerPort"])
+    return server_port(notebook)
+
+
 def _readiness_probe(notebook: Notebook) -> dict[str, Any]:
     if notebook.spec.type is NotebookType.RSTUDIO:
         # RStudio has no unauthenticated status endpoint: a listening server is a ready one.
-        return {"tcpSocket": {"port": RSTUDIO_PORT}, "periodSeconds": 5}
+        return {"tcpSocket": {"port": serving_port(notebook)}, "periodSeconds": 5}
     return {
-        "httpGet": {"path": f"{nb_prefix(notebook)}api/status", "port": JUPYTER_PORT},
+        "httpGet": {"path": f"{nb_prefix(notebook)}api/status", "port": serving_port(notebook)},
         "periodSeconds": 5,
     }
 

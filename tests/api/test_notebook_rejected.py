@@ -254,6 +254,67 @@ CASES = [
         id="malformed-quantity",
     ),
     pytest.param(
+        notebook(template=container(resources={"requests": {"cpu": "-1"}})),
+        f"{CONTAINERS}[0].resources.requests",
+        "resources.requests must not be negative",
+        id="negative-cpu",
+    ),
+    pytest.param(
+        notebook(template=container(resources={"limits": {"memory": "-1Gi"}})),
+        f"{CONTAINERS}[0].resources.limits",
+        "resources.limits must not be negative",
+        id="negative-memory",
+    ),
+    pytest.param(
+        notebook(template=container(volumeMounts=[{"name": "data", "mountPath": "/data"}])),
+        CONTAINERS,
+        f"{CONTAINERS}[].volumeMounts[].name must name a volume in spec.template.spec.volumes",
+        id="mount-of-an-undeclared-volume",
+    ),
+    pytest.param(
+        notebook(template=container(env=[{"name": "NB_PREFIX", "value": "/mine/"}])),
+        f"{CONTAINERS}[0].env",
+        "NB_PREFIX and ENABLE_SSH_SERVER are set by the controller",
+        id="user-set-nb-prefix",
+    ),
+    pytest.param(
+        notebook(
+            template={
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "lab",
+                            "image": "jupyter:1",
+                            "env": [{"name": "ENABLE_SSH_SERVER", "value": "false"}],
+                        }
+                    ]
+                }
+            },
+            ssh={"enabled": True},
+        ),
+        CONTAINERS,
+        "NB_PREFIX and ENABLE_SSH_SERVER are set by the controller",
+        id="user-set-ssh-flag-on-the-first-container",
+    ),
+    pytest.param(
+        notebook(
+            template={
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "notebook",
+                            "image": "jupyter:1",
+                            "env": [{"name": f"V{i}", "value": "x"} for i in range(513)],
+                        }
+                    ]
+                }
+            }
+        ),
+        f"{CONTAINERS}[0].env",
+        "must have at most 512 items",
+        id="too-many-env-vars",
+    ),
+    pytest.param(
         notebook(template=container(resources={"requests": {"cpu": 0.5}})),
         f"{CONTAINERS}[0].resources.requests.cpu",
         "must be of type integer,string",

@@ -53,7 +53,7 @@ def test_user_settings_win_over_defaults(basic: Notebook) -> None:
         {
             "name": "notebook",
             "image": "jupyter",
-            "env": [{"name": "NB_PREFIX", "value": "/mine/"}],
+            "env": [{"name": "JUPYTER_ENABLE_LAB", "value": "yes"}],
             "ports": [{"name": "http", "containerPort": 9999}],
             "readinessProbe": {"tcpSocket": {"port": 9999}},
             "workingDir": "/home/me",
@@ -63,10 +63,27 @@ def test_user_settings_win_over_defaults(basic: Notebook) -> None:
     sts = workload.statefulset(nb)
     sidecar, main = sts["spec"]["template"]["spec"]["containers"]
     assert sidecar == {"name": "sidecar", "image": "busybox"}  # only the main one is touched
-    assert _env(main) == {"NB_PREFIX": "/mine/", "ENABLE_SSH_SERVER": "false"}
+    assert _env(main) == {
+        "JUPYTER_ENABLE_LAB": "yes",
+        "NB_PREFIX": "/t9k/notebooks/projects/proj/name/notebook-sample/",
+        "ENABLE_SSH_SERVER": "false",
+    }
     assert main["ports"] == [{"name": "http", "containerPort": 9999}]
     assert main["readinessProbe"] == {"tcpSocket": {"port": 9999}}
     assert main["workingDir"] == "/home/me"
+
+
+def test_the_readiness_probe_follows_the_users_http_port(basic: Notebook) -> None:
+    # a user serving on 8080 (port named `http`): the probe must ask 8080, not 8888, or the pod
+    # is never Ready (and later reclaimed as Unreachable)
+    ports = [{"name": "http", "containerPort": 8080}]
+    containers = [{"name": "notebook", "image": "jupyter", "ports": ports}]
+    main = _main(
+        workload.statefulset(with_spec(basic, template={"spec": {"containers": containers}}))
+    )
+    assert main["ports"] == ports
+    prefix = "/t9k/notebooks/projects/proj/name/notebook-sample/"
+    assert main["readinessProbe"]["httpGet"] == {"path": f"{prefix}api/status", "port": 8080}
 
 
 def test_rstudio_gets_its_own_port_and_probe(basic: Notebook) -> None:
