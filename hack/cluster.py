@@ -800,14 +800,17 @@ def new_state(bins: Path) -> dict:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
+                # OwnerReferencesPermissionEnforcement: as on OpenShift and hardened clusters,
+                # blockOwnerDeletion needs `update` on the owner's finalizers. PodNodeSelector,
+                # PodTolerationRestriction: a namespace can send its pods to the real node.
+                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement"
+                + (",PodNodeSelector,PodTolerationRestriction" if real else ""),
                 *(
                     [
                         f"--kubelet-client-certificate={PKI / 'apiserver-kubelet-client.crt'}",
                         f"--kubelet-client-key={PKI / 'apiserver-kubelet-client.key'}",
                         f"--kubelet-certificate-authority={PKI / 'ca.crt'}",
                         "--kubelet-preferred-address-types=InternalIP",
-                        # a namespace can send its pods to the (tainted) real node
-                        "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
                     ]
                     if real
                     # 127.0.0.1 is not a valid Endpoints address; nothing routes to it anyway

@@ -234,6 +234,11 @@ def _container_constraints(containers: str) -> tuple[Constraint, ...]:
 _HAS_QUEUE = "has(self.scheduler) && has(self.scheduler.t9kScheduler)"
 _HAD_QUEUE = "has(oldSelf.scheduler) && has(oldSelf.scheduler.t9kScheduler)"
 _SAME_QUEUE = "self.scheduler.t9kScheduler.queue == oldSelf.scheduler.t9kScheduler.queue"
+# paused: no pod, so nothing would have to move; the next pod starts in the new queue
+_WAS_PAUSED = (
+    "((has(oldSelf.runMode) && oldSelf.runMode == 'paused')"
+    " || (has(oldSelf.suspend) && oldSelf.suspend))"
+)
 
 CONSTRAINTS: tuple[Constraint, ...] = (
     Constraint(
@@ -251,10 +256,11 @@ CONSTRAINTS: tuple[Constraint, ...] = (
                 field_path=".suspend",
             ),
             Rule(
-                rule=f"!({_HAD_QUEUE}) || ({_HAS_QUEUE} && {_SAME_QUEUE})",
+                rule=f"!({_HAD_QUEUE}) || ({_HAS_QUEUE} && {_SAME_QUEUE}) || {_WAS_PAUSED}",
                 message=(
-                    "spec.scheduler.t9kScheduler.queue can't be changed or removed once set:"
-                    " a pod can't move to another queue (create a new Notebook instead)"
+                    "spec.scheduler.t9kScheduler.queue can't be changed or removed while the"
+                    " notebook runs: a running pod can't move to another queue (pause the"
+                    " notebook, change the queue, resume it)"
                 ),
                 field_path=".scheduler",
             ),

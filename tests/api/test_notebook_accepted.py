@@ -123,7 +123,7 @@ def test_queue_can_be_added_and_kept(cluster: Cluster, namespace: str) -> None:
     [{"t9kScheduler": {"queue": "team-b"}}, {}, None],
     ids=["changed", "t9k-scheduler-removed", "scheduler-removed"],
 )
-def test_queue_is_immutable_once_set(
+def test_queue_is_immutable_while_running(
     cluster: Cluster, namespace: str, scheduler: dict[str, object] | None
 ) -> None:
     applied(cluster, namespace, notebook(scheduler={"t9kScheduler": {"queue": "team-a"}}))
@@ -131,10 +131,24 @@ def test_queue_is_immutable_once_set(
     result = apply(cluster, namespace, update)
     assert result.returncode != 0
     assert "spec.scheduler: Invalid value" in result.stderr
-    assert "spec.scheduler.t9kScheduler.queue can't be changed or removed once set" in (
+    assert "spec.scheduler.t9kScheduler.queue can't be changed or removed while the" in (
         result.stderr
     )
     assert get(cluster, namespace, "nb")["spec"]["scheduler"]["t9kScheduler"]["queue"] == "team-a"
+
+
+def test_a_paused_notebook_can_change_its_queue(cluster: Cluster, namespace: str) -> None:
+    queue = {"t9kScheduler": {"queue": "team-a"}}
+    applied(cluster, namespace, notebook(scheduler=queue))
+    applied(cluster, namespace, notebook(scheduler=queue, suspend=True))  # pause
+    applied(
+        cluster, namespace, notebook(scheduler={"t9kScheduler": {"queue": "team-b"}}, suspend=True)
+    )
+    assert get(cluster, namespace, "nb")["spec"]["scheduler"]["t9kScheduler"]["queue"] == "team-b"
+    # resumed in the new queue; from there it is fixed again
+    applied(cluster, namespace, notebook(scheduler={"t9kScheduler": {"queue": "team-b"}}))
+    result = apply(cluster, namespace, notebook(scheduler=queue))
+    assert result.returncode != 0 and "while the notebook runs" in result.stderr
 
 
 def test_status_is_a_subresource(cluster: Cluster, namespace: str) -> None:

@@ -19,6 +19,7 @@ GRANTED = [
     ("watch", "notebooks.tensorstack.dev", None),
     ("patch", "notebooks.tensorstack.dev", "team-a"),
     ("patch", "notebooks.tensorstack.dev/status", "team-a"),
+    ("update", "notebooks.tensorstack.dev/finalizers", "team-a"),
     ("create", "statefulsets.apps", "team-a"),
     ("patch", "statefulsets.apps", "team-a"),
     ("delete", "services", "team-a"),
