@@ -14,8 +14,11 @@ ConfigMap data keys (all optional; every value is a string, as ConfigMaps requir
       matchExpressions: [{key: tier, operator: NotIn, values: [prod]}]
 
 Durations are written `90s`, `5m`, `1h`, `24h`, `1h30m`, `500ms`, or as plain seconds (`86400`,
-T9k's spelling). T9k's own key `scanInterval` is accepted as a synonym of `probeInterval`. An
-unknown key is an error rather than silently ignored: a typo must not leave a default in force.
+T9k's spelling). T9k's own key `scanInterval` is accepted as a synonym of `probeInterval`. T9k's
+`idleTimeout` means the time until the pause, ours the time until Idle=True: a ConfigMap in
+T9k's spelling (`scanInterval` and `idleTimeout` without `reclaimGrace`) is refused with the two
+keys to write instead. An unknown key is an error rather than silently ignored: a typo must not
+leave a default in force.
 """
 
 from __future__ import annotations
@@ -201,6 +204,7 @@ def _alias(field_name: str) -> str:
 
 def policy_from_data(data: Mapping[str, str] | None) -> IdlePolicy:
     """The policy a ConfigMap's `data` describes; PolicyError names every bad key."""
+    _refuse_t9k_idle_timeout(data or {})
     values: dict[str, Any] = {}
     for key, raw in (data or {}).items():
         name = _KEY_SYNONYMS.get(key, key)
@@ -211,6 +215,27 @@ def policy_from_data(data: Mapping[str, str] | None) -> IdlePolicy:
         return IdlePolicy.model_validate(values)
     except ValidationError as error:
         raise PolicyError(_describe(error)) from None
+
+
+def _refuse_t9k_idle_timeout(data: Mapping[str, str]) -> None:
+    """T9k's ConfigMap (`scanInterval: 300`, `idleTimeout: 86400`) means by idleTimeout the time
+    without activity until the notebook is *paused*; here idleTimeout is the time until
+    `Idle=True`, and reclaimGrace the time Idle before the pause. Copied as is, T9k's settings
+    would pause a day later than T9k does: refuse them, naming the two keys to write instead."""
+    if "scanInterval" not in data or "idleTimeout" not in data or "reclaimGrace" in data:
+        return
+    try:
+        total = parse_duration(data["idleTimeout"])
+    except PolicyError:
+        return  # reported with the key's name by the model
+    idle = min(timedelta(hours=1), total)
+    raise PolicyError(
+        f"idleTimeout: with T9k's scanInterval this reads as T9k's idleTimeout (time without"
+        f" activity until the notebook is paused, here {format_duration(total)}); this"
+        " controller splits it: idleTimeout is the time until Idle=True and reclaimGrace the"
+        f" time Idle before the pause: write idleTimeout: {format_duration(idle)} and"
+        f" reclaimGrace: {format_duration(total - idle)} for T9k's behaviour"
+    )
 
 
 _BOOL_KEYS: Final = {"enabled", "reclaimUnreachable", "allowOptOut"}

@@ -85,10 +85,23 @@ def test_full_configmap() -> None:
     assert not policy.covers_namespace({"team": "web"})
 
 
-def test_t9k_spelling_in_plain_seconds() -> None:
-    policy = policy_from_data({"scanInterval": "300", "idleTimeout": "86400"})
+def test_t9ks_own_policy_is_refused_with_the_keys_that_give_t9ks_behaviour() -> None:
+    # T9k: idleTimeout 86400 = paused after a day without activity. Read with our meaning it
+    # would pause after two days (Idle after 24h, then 24h of reclaimGrace): refused instead.
+    with pytest.raises(PolicyError) as refused:
+        policy_from_data({"scanInterval": "300", "idleTimeout": "86400"})
+    assert str(refused.value).startswith("idleTimeout: with T9k's scanInterval this reads as")
+    assert "write idleTimeout: 1h and reclaimGrace: 23h for T9k's behaviour" in str(refused.value)
+    # what the message says to write means what T9k meant
+    policy = policy_from_data({"scanInterval": "300", "idleTimeout": "1h", "reclaimGrace": "23h"})
     assert policy.probe_interval == timedelta(minutes=5)
-    assert policy.idle_timeout == timedelta(hours=24)
+    assert policy.reclaim_after == timedelta(hours=24)
+
+
+def test_plain_seconds_without_t9ks_scan_interval_keep_our_meaning() -> None:
+    policy = policy_from_data({"probeInterval": "300", "idleTimeout": "7200"})
+    assert policy.idle_timeout == timedelta(hours=2)
+    assert policy.reclaim_after == timedelta(hours=26)
 
 
 @pytest.mark.parametrize(
