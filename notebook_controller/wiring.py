@@ -32,7 +32,7 @@ from notebook_controller.reconcilers.common import (
 from notebook_controller.reconcilers.services import ServicesReconciler
 from notebook_controller.reconcilers.ssh import SSHReconciler
 from notebook_controller.reconcilers.status import StatusReconciler
-from notebook_controller.reconcilers.workload import WorkloadReconciler
+from notebook_controller.reconcilers.workload import RefusedWorkloads, WorkloadReconciler
 from notebook_controller.runtime.controller import Controller, Reconciler, Request
 from notebook_controller.runtime.events import EventRecorder
 from notebook_controller.runtime.informer import FunctionHandler, Informer
@@ -127,9 +127,10 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             created.watch_owned(child, KIND)
         return created
 
+    refused = RefusedWorkloads()
     workload = controller(
         "workload",
-        WorkloadReconciler(client, notebooks.store, statefulsets.store, recorder),
+        WorkloadReconciler(client, notebooks.store, statefulsets.store, refused),
         statefulsets,
     )
     services_controller = controller(
@@ -147,11 +148,13 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             services=services.store,
             secrets=secrets.store,
             external_url_base=settings.external_url_base,
+            refused=refused,
         ),
         statefulsets,
         services,
         spec_only=False,
     )
+    refused.on_change = lambda namespace, name: status.queue.add(Request(namespace, name))
     status.watch_mapped(pods, _notebooks_by(INDEX_NAME_LABEL, notebooks.store, _pod_notebook_label))
     status.watch_mapped(secrets, _notebooks_by(INDEX_KEY_SECRET, notebooks.store, _secret_name))
     for created in (workload, services_controller, ssh, status):

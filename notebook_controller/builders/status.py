@@ -45,6 +45,7 @@ FAILURE_REASONS: Final = frozenset(
         "CreateContainerError",
         "RunContainerError",
         "PodFailed",
+        "InvalidTemplate",
     }
 )
 # Warnings that don't fail the notebook (the scheduler may still find room).
@@ -66,6 +67,8 @@ class Observed:
     key_problems: list[KeySecretProblem] = field(default_factory=list)
     workload_hash: str | None = None
     """Applied-hash the StatefulSet carries when it matches the current spec."""
+    refused: str | None = None
+    """Why the API server refused the StatefulSet of the current spec, if it did."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,13 @@ def readiness(notebook: Notebook, observed: Observed) -> Readiness:
         if observed.pod is not None:
             return Readiness(False, "Suspending", f"Pod {_name(observed.pod)} is being removed")
         return Readiness(False, "Suspended", "The Notebook is suspended")
+    if observed.refused is not None:
+        return Readiness(
+            False,
+            "InvalidTemplate",
+            f"The API server refused the notebook's StatefulSet: {observed.refused}"
+            " (fix spec.template)",
+        )
     sts = observed.statefulset
     if sts is None:
         return Readiness(False, "WorkloadNotCreated", "Waiting for the StatefulSet")

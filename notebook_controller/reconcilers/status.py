@@ -20,6 +20,7 @@ from notebook_controller.builders.meta import is_controlled_by
 from notebook_controller.builders.names import pod_name, ssh_service_name, statefulset_name
 from notebook_controller.builders.ssh import key_secret_problems
 from notebook_controller.reconcilers.common import NOTEBOOKS, OwnStatusWrites, load_notebook
+from notebook_controller.reconcilers.workload import RefusedWorkloads
 from notebook_controller.runtime.controller import Request, Result
 from notebook_controller.runtime.events import EventRecorder
 from notebook_controller.runtime.kube import KubeClient
@@ -48,6 +49,7 @@ class StatusReconciler:
         services: Store,
         secrets: Store,
         external_url_base: str | None,
+        refused: RefusedWorkloads | None = None,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.client = client
@@ -58,6 +60,7 @@ class StatusReconciler:
         self.services = services
         self.secrets = secrets
         self.external_url_base = external_url_base
+        self.refused = refused if refused is not None else RefusedWorkloads()
         self.now = now
         self._written = OwnStatusWrites()
 
@@ -99,6 +102,7 @@ class StatusReconciler:
             return obj if obj is not None and is_controlled_by(obj, notebook) else None
 
         desired_sts = workload.statefulset(notebook)
+        workload_hash = desired_sts["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
         sts = owned(self.statefulsets, statefulset_name(notebook.name))
         pod = self.pods.get(namespace, pod_name(notebook.name))
         if pod is not None and sts is not None:
@@ -113,5 +117,6 @@ class StatusReconciler:
             key_problems=key_secret_problems(
                 notebook, lambda secret: self.secrets.get(namespace, secret)
             ),
-            workload_hash=desired_sts["metadata"]["annotations"][APPLIED_HASH_ANNOTATION],
+            workload_hash=workload_hash,
+            refused=self.refused.refused(namespace, notebook.name, workload_hash),
         )

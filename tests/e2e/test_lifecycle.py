@@ -307,3 +307,38 @@ def test_unschedulable_pod_surfaces_on_the_notebook(
         len([e for e in warning_events(cluster, namespace, NB) if e["reason"] == "Unschedulable"])
         == 1
     )
+
+
+def test_a_template_the_api_server_refuses_is_reported_and_heals(
+    cluster: Cluster, namespace: str, controller: ControllerProcess
+) -> None:
+    # passes the CRD's schema, but the StatefulSet (pod) validation refuses the port: 422
+    containers = [
+        {"name": "notebook", "image": "t9kpublic/jupyter:1"},
+        {"name": "sidecar", "image": "busybox:1", "ports": [{"containerPort": 70000}]},
+    ]
+    cluster.apply(notebook(NB, template={"spec": {"containers": containers}}), namespace)
+    nb = wait_condition(cluster, namespace, NB, "Ready", "False", "InvalidTemplate")
+    message = condition(nb, "Ready")["message"]
+    assert message.startswith("The API server refused the notebook's StatefulSet:"), message
+    assert "must be between 1 and 65535" in message and message.endswith("(fix spec.template)")
+    assert nb["status"]["phase"] == "Failed"
+    assert get(cluster, namespace, "statefulset", STS) is None
+    wait_for(
+        lambda: [
+            e for e in warning_events(cluster, namespace, NB) if e["reason"] == "InvalidTemplate"
+        ],
+        timeout=30,
+        message="an InvalidTemplate Warning event",
+    )
+    # fixed by the user: created, and Ready
+    patch(
+        cluster,
+        namespace,
+        "notebook",
+        NB,
+        {"spec": {"template": {"spec": {"containers": containers[:1]}}}},
+    )
+    wait_condition(cluster, namespace, NB, "Ready", "True", timeout=120)
+    events = [e for e in warning_events(cluster, namespace, NB) if e["reason"] == "InvalidTemplate"]
+    assert len(events) == 1 and events[0]["count"] == 1

@@ -196,6 +196,20 @@ def test_a_restarted_container_terminated_in_back_off_is_a_crash_loop(basic: Not
     assert _condition(status, "Ready")["reason"] == "ContainerTerminated"
 
 
+def test_a_statefulset_the_api_server_refused_is_reported_with_its_reason(basic: Notebook) -> None:
+    why = 'StatefulSet.apps "managed-notebook-notebook-sample" is invalid: spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive'
+    observed = st.Observed(statefulset=None, pod=None, refused=why)
+    status = _status(basic, observed)
+    ready = _condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidTemplate")
+    assert ready["message"] == (
+        f"The API server refused the notebook's StatefulSet: {why} (fix spec.template)"
+    )
+    assert status["phase"] == "Failed"
+    events = st.transition_events({}, status)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "InvalidTemplate")]
+
+
 def test_paused_notebook_is_suspended(basic: Notebook) -> None:
     paused = with_spec(basic, suspend=True)
     status = _status(paused, _observed(paused, None))
