@@ -197,7 +197,11 @@ def test_a_restarted_container_terminated_in_back_off_is_a_crash_loop(basic: Not
 
 
 def test_a_statefulset_the_api_server_refused_is_reported_with_its_reason(basic: Notebook) -> None:
-    why = 'StatefulSet.apps "managed-notebook-notebook-sample" is invalid: spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive'
+    why = (
+        'StatefulSet.apps "managed-notebook-notebook-sample" is invalid:'
+        " spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000:"
+        " must be between 1 and 65535, inclusive"
+    )
     observed = st.Observed(statefulset=None, pod=None, refused=why)
     status = _status(basic, observed)
     ready = _condition(status, "Ready")
