@@ -11,7 +11,8 @@ import json
 import os
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Final, Literal
 
 import aiohttp
 import structlog
@@ -33,6 +34,7 @@ PATCH_CONTENT_TYPES: Mapping[str, str] = {
 _AUTH_SETTINGS = ["BearerToken"]
 # stdout, stderr and the error channel, whose final Status tells the exit.
 _EXEC_CHANNELS = (1, 2, 3)
+SERVICE_ACCOUNT_TOKEN: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,25 @@ class ExecError(Exception):
         self.output = output
 
 
+def in_cluster(
+    environ: Mapping[str, str] | None = None, token_file: Path = SERVICE_ACCOUNT_TOKEN
+) -> bool:
+    """Whether this process runs in a pod, decided as client-go does (clientcmd's in-cluster
+    config is possible): KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are set and the
+    service account's token file exists."""
+    env = os.environ if environ is None else environ
+    if not env.get("KUBERNETES_SERVICE_HOST") or not env.get("KUBERNETES_SERVICE_PORT"):
+        return False
+    return token_file.is_file()
+
+
 async def load_configuration(kubeconfig: str | None = None) -> Configuration:
     """Configuration from an explicit kubeconfig, else in-cluster, else the default kubeconfig."""
     configuration = Configuration()
     # Every watch holds a connection for minutes: a bounded pool would let watches starve
     # requests. Callers bound their own concurrency.
     configuration.connection_pool_maxsize = 0
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if kubeconfig is None and in_cluster():
         load_incluster: Any = kube_config.load_incluster_config
         load_incluster(client_configuration=configuration)
     else:
@@ -113,6 +127,16 @@ async def load_configuration(kubeconfig: str | None = None) -> Configuration:
             config_file=kubeconfig, client_configuration=configuration, persist_config=False
         )
     return configuration
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """An answer read whole, whatever its status (see `KubeClient.raw_get`)."""
+
+    status: int
+    reason: str
+    body: bytes
+    content_type: str
 
 
 class KubeClient:
@@ -180,6 +204,32 @@ class KubeClient:
         if not isinstance(parsed, dict):
             raise ApiError(response.status, "UnexpectedBody", f"expected an object from {path}")
         return parsed
+
+    async def raw_get(
+        self,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        call_timeout: float | None = None,
+    ) -> RawResponse:
+        """GET `path` with the client's credentials and return the answer as it came, any status.
+
+        For paths whose answers are not the API server's own, such as a Service's proxy
+        (`/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/...`, where the backend's status
+        and body come back unchanged). `call_timeout` bounds the whole exchange; transport
+        failures raise (aiohttp.ClientError, OSError, TimeoutError).
+        """
+        response = await self._call(
+            "GET",
+            path,
+            query=query,
+            body=None,
+            content_type="application/json",
+            client_timeout=aiohttp.ClientTimeout(total=call_timeout or self.timeout),
+        )
+        async with response:
+            body = await response.read()
+        return RawResponse(response.status, response.reason or "", body, response.content_type)
 
     async def _call(
         self,
