@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "NBC_"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -50,11 +50,38 @@ class Settings(BaseModel):
     external_url_base: str | None = None
     """Base URL users reach notebooks at, for status.url (e.g. https://example.org)."""
     jupyter_url_template: str | None = None
-    """URL template to reach a notebook's Jupyter server from the controller."""
+    """URL of a notebook's Jupyter server, placeholders {namespace} {service} {prefix}; set: probe
+    it directly (default: in a pod http://{service}.{namespace}.svc:80{prefix}, else through the
+    API server's Service proxy)."""
+    jupyter_probe_mode: Literal["auto", "direct", "apiserver-proxy"] = "auto"
+    """How the idle reclaimer reaches Jupyter: direct (the URL template), apiserver-proxy (the API
+    server's Service proxy, with the controller's credentials), or auto (direct in a pod or with
+    a template, else the proxy)."""
     idle_policy_configmap: str = "notebook-controller-idle-policy"
     """ConfigMap holding the idle-reclaim policy (hot-reloaded)."""
     idle_policy_namespace: str = "default"
     """Namespace of the idle-policy ConfigMap (default: the pod's namespace, else "default")."""
+
+    @field_validator("jupyter_url_template")
+    @classmethod
+    def _known_placeholders(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                value.format(namespace="ns", service="svc", prefix="/p/")
+            except (KeyError, IndexError, ValueError) as error:
+                raise ValueError(
+                    "only the placeholders {namespace}, {service} and {prefix} are known"
+                ) from error
+        return value
+
+    @model_validator(mode="after")
+    def _template_is_direct(self) -> Settings:
+        if self.jupyter_url_template and self.jupyter_probe_mode == "apiserver-proxy":
+            raise ValueError(
+                "--jupyter-url-template applies to direct probes; drop it with"
+                " --jupyter-probe-mode=apiserver-proxy"
+            )
+        return self
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -27,7 +27,8 @@ PROBE_DURATION = Histogram(
 )
 PROBE_FAILURES = Counter(
     "notebook_controller_activity_probe_failures",
-    "Failed activity probes, by reason (timeout, connection, http-<code>, bad-response, exec)",
+    "Failed activity probes, by reason"
+    " (timeout, connection, proxy, http-<code>, bad-response, exec)",
     ["reason"],
     registry=REGISTRY,
 )

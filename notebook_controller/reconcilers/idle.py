@@ -25,7 +25,17 @@ import aiohttp
 import structlog
 
 from notebook_controller.activity import metrics
-from notebook_controller.activity.jupyter import IN_CLUSTER_URL_TEMPLATE, JupyterProbe, parse_time
+from notebook_controller.activity.jupyter import (
+    IN_CLUSTER_URL_TEMPLATE,
+    ApiServerProxy,
+    DirectTransport,
+    JupyterProbe,
+    JupyterRoute,
+    JupyterTransport,
+    ProbeMode,
+    choose_route,
+    parse_time,
+)
 from notebook_controller.activity.policy import IdlePolicy, format_duration
 from notebook_controller.activity.rules import (
     TRUE,
@@ -46,6 +56,7 @@ from notebook_controller.api.models import (
     NotebookType,
 )
 from notebook_controller.builders.names import http_service_name, name_label_value, pod_name
+from notebook_controller.builders.services import HTTP_SERVICE_PORT
 from notebook_controller.builders.status import pod_readiness
 from notebook_controller.builders.workload import main_container_index, nb_prefix
 from notebook_controller.reconcilers.common import (
@@ -58,7 +69,7 @@ from notebook_controller.reconcilers.idle_policy import CONFIGMAPS, PolicySource
 from notebook_controller.runtime.controller import Controller, Request, Result
 from notebook_controller.runtime.events import NORMAL, EventRecorder
 from notebook_controller.runtime.informer import Informer
-from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
+from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind, in_cluster
 from notebook_controller.runtime.manager import Manager
 from notebook_controller.runtime.store import Store
 from notebook_controller.settings import Settings
@@ -114,7 +125,7 @@ class IdleReconciler:
         notebooks: Store,
         pods: Store,
         policies: PolicySource,
-        url_template: str = IN_CLUSTER_URL_TEMPLATE,
+        route: JupyterRoute | None = None,
         probe: JupyterProbe | None = None,
         max_concurrent_probes: int = 16,
         now: Callable[[], datetime] = _utcnow,
@@ -124,7 +135,7 @@ class IdleReconciler:
         self.notebooks = notebooks
         self.pods = pods
         self.policies = policies
-        self.url_template = url_template
+        self.route = route or JupyterRoute(ProbeMode.DIRECT, IN_CLUSTER_URL_TEMPLATE)
         self.max_concurrent_probes = max_concurrent_probes
         self.now = now
         self.namespaces = NamespaceLabels(client)
@@ -140,15 +151,21 @@ class IdleReconciler:
     # --- lifecycle ------------------------------------------------------------------------
 
     def probe(self) -> JupyterProbe:
-        """The shared probe; its ClientSession is made on first use, inside the running loop."""
+        """The shared probe, made on first use (inside the running loop: a direct probe's
+        ClientSession must be)."""
         if self._probe is None:
-            self._session = aiohttp.ClientSession()
             self._probe = JupyterProbe(
-                self._session,
-                url_template=self.url_template,
-                max_concurrency=self.max_concurrent_probes,
+                self._transport(), max_concurrency=self.max_concurrent_probes
             )
         return self._probe
+
+    def _transport(self) -> JupyterTransport:
+        if self.route.mode is ProbeMode.APISERVER_PROXY:
+            # the kube client's session: its credentials, CA and connection pool
+            host = str(self.client.configuration.host)
+            return ApiServerProxy(self.client, host, service_port=HTTP_SERVICE_PORT)
+        self._session = aiohttp.ClientSession()
+        return DirectTransport(self._session, self.route.url_template or IN_CLUSTER_URL_TEMPLATE)
 
     async def close_on_exit(self) -> None:
         """A manager runnable: idles until cancelled at shutdown, then closes the session."""
@@ -438,13 +455,24 @@ def register(
     policies = PolicySource(
         configmaps.store, settings.idle_policy_namespace, settings.idle_policy_configmap, recorder
     )
+    route = choose_route(
+        url_template=url_template or settings.jupyter_url_template,
+        in_cluster=in_cluster(),
+        mode=settings.jupyter_probe_mode,
+    )
+    log.info(
+        "idle reclaimer reaches Jupyter",
+        mode=route.mode.value,
+        url=route.describe(str(client.configuration.host)),
+        why=route.why,
+    )
     reconciler = IdleReconciler(
         client,
         recorder,
         notebooks=notebooks.store,
         pods=pods.store,
         policies=policies,
-        url_template=url_template or settings.jupyter_url_template or IN_CLUSTER_URL_TEMPLATE,
+        route=route,
         now=now,
     )
     controller = Controller("idle", reconciler, workers=settings.workers, log_key="notebook")
