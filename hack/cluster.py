@@ -1040,6 +1040,7 @@ def all_bin_dirs() -> list[Path]:
 
 
 NODE_BASELINE = CACHE / "node-baseline.json"
+VETHS_BEFORE = CLUSTER / "node" / "veths-before.json"
 
 
 def teardown(state: dict, *, remove_data: bool = True) -> None:
@@ -1144,6 +1145,8 @@ def start_all(state: dict, bins: Path) -> None:
     if state.get("real_node"):
         node.record_baseline(NODE_BASELINE)
         node.cleanup_host(NODE_BASELINE, all_bin_dirs())  # whatever a crashed run left
+        VETHS_BEFORE.parent.mkdir(parents=True, exist_ok=True)
+        VETHS_BEFORE.write_text(json.dumps(node.veth_names()))  # `leftovers` compares
         node.setup_network()
         write_node_configs(state, bins)
 
@@ -1343,7 +1346,8 @@ def main(argv: list[str]) -> int:
         elif cmd == "bin-dir":
             print(bin_dir())
         elif cmd == "leftovers":
-            left = node.leftovers(NODE_BASELINE, all_bin_dirs())
+            before = json.loads(VETHS_BEFORE.read_text()) if VETHS_BEFORE.exists() else None
+            left = node.leftovers(NODE_BASELINE, all_bin_dirs(), before)
             print("\n".join(left) if left else "none")
             return 1 if left else 0
         elif cmd in ("stop-component", "start-component"):

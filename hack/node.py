@@ -79,7 +79,9 @@ SYSCTLS = [
     "net.bridge.bridge-nf-call-ip6tables",
     "net.netfilter.nf_conntrack_max",
 ]
-CGROUP_NAMES = ("kubepods", "kubepods.slice", "k8s.io", "system.slice", "nbctl-node")
+# the kubelet's (cgroupfs driver) and containerd's cgroups, in every hierarchy: everything in
+# them is the node's (this is a development machine, not a Kubernetes node of another cluster)
+CGROUP_NAMES = ("kubepods", "k8s.io")
 # kube-proxy and the kubelet make KUBE-*; the portmap plugin CNI-HOSTPORT-* and CNI-DN-*
 CHAIN_PREFIXES = ("KUBE-", "CNI-HOSTPORT-", "CNI-DN-")
 NODE_PROCESS_NAMES = (
@@ -236,8 +238,16 @@ def setup_network() -> None:
 
 
 def _links() -> list[dict[str, Any]]:
-    out = sh("ip", "-j", "link", "show", check=False).stdout
+    out = sh("ip", "-d", "-j", "link", "show", check=False).stdout
     return list(json.loads(out)) if out.strip() else []
+
+
+def veth_names() -> list[str]:
+    return sorted(
+        link["ifname"]
+        for link in _links()
+        if (link.get("linkinfo") or {}).get("info_kind") == "veth"
+    )
 
 
 def _our_routes() -> list[str]:
@@ -762,12 +772,9 @@ def cleanup_host(baseline_path: Path, bin_dirs: list[Path]) -> None:
     for p in _netns_files():
         p.unlink(missing_ok=True)
     # 3. links: veths on our bridge, the bridge
+    # (a veth whose pod netns is gone has gone with it)
     for link in _links():
-        if link.get("master") == BRIDGE or (
-            link.get("ifname", "").startswith("veth")
-            and link.get("link_type") == "ether"
-            and "link_netnsid" in link
-        ):
+        if link.get("master") == BRIDGE:
             sh("ip", "link", "del", link["ifname"], check=False)
     if any(link.get("ifname") == BRIDGE for link in _links()):
         sh("ip", "link", "del", BRIDGE, check=False)
@@ -801,14 +808,19 @@ def cleanup_host(baseline_path: Path, bin_dirs: list[Path]) -> None:
                 pass
 
 
-def leftovers(baseline_path: Path, bin_dirs: list[Path]) -> list[str]:
-    """Everything of the node still on the machine (empty after a clean `down`)."""
+def leftovers(
+    baseline_path: Path, bin_dirs: list[Path], veths_before: list[str] | None = None
+) -> list[str]:
+    """Everything of the node still on the machine (empty after a clean `down`).
+    `veths_before`: the veth pairs the machine had when the node started (others' are theirs)."""
     left = []
+    if veths_before is not None:
+        left += [f"veth {name}" for name in veth_names() if name not in veths_before]
     for pid, exe in _node_processes(bin_dirs):
         left.append(f"process {pid} {exe}")
     for link in _links():
         name = link.get("ifname", "")
-        if name == BRIDGE or name.startswith("veth"):
+        if name == BRIDGE or link.get("master") == BRIDGE:
             left.append(f"link {name}")
     left += [f"route {r}" for r in _our_routes()]
     for tool, tables in _iptables_chains().items():
