@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Container images built without Docker: buildah, Debian packages, a local registry.
 
-Usage: hack/images.sh {build [--no-push] [NAME...]|list}
+Usage: hack/images.sh {build [--no-push] [NAME...]|list|pinned [NAME...]}
 
   build   builds the named images (default: all) into buildah's local storage and pushes them
           to the local registry; an image whose inputs did not change is not rebuilt, and one
           the registry already has is not pushed again
   list    prints the reference pods use for each image, one per line
+  pinned  the same with the pushed digest (`...:1@sha256:...`): a node that cached the tag still
+          runs what was pushed last
 
 Images are images/<name>/Containerfile (the controller: the top-level Dockerfile). Those FROM a
 Debian base get `--build-arg BASE=localhost/nbctl/debian:bookworm`: a `debootstrap
@@ -782,8 +784,19 @@ def main(argv: list[str]) -> int:
         elif cmd == "list":
             for image in select(args):
                 print(image.ref)
+        elif cmd == "pinned":
+            # tags are reused (`notebook:1`): a node that has the tag cached would not pull a
+            # rebuilt image, a digest-pinned reference always gets what was pushed
+            registry = registry_address()
+            for image in select(args):
+                digest = registry_digest(registry, image)
+                if digest is None:
+                    raise ImagesError(f"{image.ref} is not in the registry: hack/images.sh build")
+                print(f"{image.ref}@{digest}")
         else:
-            raise ImagesError(f"unknown command {cmd!r}; try build [--no-push] [NAME...]|list")
+            raise ImagesError(
+                f"unknown command {cmd!r}; try build [--no-push] [NAME...]|list|pinned [NAME...]"
+            )
     except ImagesError as e:
         print(f"images: error: {e}", file=sys.stderr)
         return 1

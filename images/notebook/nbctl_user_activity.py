@@ -15,23 +15,44 @@ layout JupyterLab saves when tabs are opened, closed or moved. Running cells (ke
 and typing in a terminal count through the kernel and terminal activity, which this does not
 touch. Merely reading a file or browsing folders does not count.
 
+JupyterLab also PUTs its whole workspace (the layout) back to the server whenever a widget
+re-saves its state: the file browser re-saves its column sizes after each 10 s refresh, so an
+untouched tab sends the same workspace every 10 s. A workspace save whose `data` equals the
+previous save's is therefore not activity either; a changed layout is.
+
 Disable it with `jupyter server extension disable nbctl_user_activity` (as the notebook user)
 or `--ServerApp.jpserver_extensions="{'nbctl_user_activity': False}"`.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WORKSPACES_API = "/lab/api/workspaces/"
 
 _update_api_activity = APIHandler.update_api_activity
+_last_workspace_data: dict[str, str] = {}  # request path -> the `data` it saved last
+
+
+def _unchanged_workspace_save(handler: APIHandler) -> bool:
+    request = handler.request
+    if request.method != "PUT" or WORKSPACES_API not in request.path:
+        return False
+    try:
+        data = json.dumps(json.loads(request.body or b"{}").get("data"), sort_keys=True)
+    except (ValueError, AttributeError):
+        return False
+    previous = _last_workspace_data.get(request.path)
+    _last_workspace_data[request.path] = data
+    return previous == data
 
 
 def _update_unless_read_only(self: APIHandler) -> None:
-    if self.request.method in READ_ONLY_METHODS:
+    if self.request.method in READ_ONLY_METHODS or _unchanged_workspace_save(self):
         return
     _update_api_activity(self)
 

@@ -14,7 +14,7 @@ from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess
 from tests.kube import ROOT, Cluster
 from tests.product.browser import Chromium
-from tests.product.notebooks import ARTIFACTS, NOTEBOOK_IMAGE
+from tests.product.notebooks import ARTIFACTS
 
 
 @pytest.hookimpl(wrapper=True)
@@ -40,7 +40,16 @@ def notebook_image(cluster: Cluster) -> str:
             f"hack/images.sh build notebook failed (exit {proc.returncode}):\n"
             f"{proc.stderr[-3000:]}\n{proc.stdout[-3000:]}"
         )
-    return NOTEBOOK_IMAGE
+    # pinned to the pushed digest: the real node may hold an older `notebook:1`
+    pinned = subprocess.run(
+        [str(ROOT / "hack" / "images.sh"), "pinned", "notebook"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    return pinned.stdout.strip()
 
 
 @pytest.fixture

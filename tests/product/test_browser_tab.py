@@ -4,10 +4,10 @@ node, which ships the `nbctl_user_activity` server extension so that JupyterLab'
 polling is not activity (docs/image.md).
 
 - untouched tab, JupyterLab's default layout (file browser open): `last_activity` should stay
-  put and the notebook go Idle on time. It does not: the file browser's listing re-saves its
-  column sizes after every 10 s refresh, which makes JupyterLab PUT the (unchanged) workspace,
-  a state-changing request. Marked xfail(strict) until the image discounts unchanged workspace
-  saves; the figures are printed and written to test-artifacts/.
+  put and the notebook go Idle on time. The file browser's listing re-saves its column sizes
+  after every 10 s refresh, which makes JupyterLab PUT the (unchanged) workspace: the image's
+  nbctl_user_activity does not count a workspace save that changes nothing. The figures are
+  printed and written to test-artifacts/.
 - untouched tab with the file browser panel closed: `last_activity` stays put, Idle on time.
 - typing a cell and running it (keyboard events in the page): activity, and KernelBusy.
 """
@@ -142,12 +142,6 @@ def assert_stayed_idle(figures: dict[str, Any]) -> None:
     assert figures["idle_true_after_s"] <= IDLE_TIMEOUT + 15, figures
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JupyterLab's file browser re-saves its column sizes on each 10 s refresh, so the"
-    " page PUTs the unchanged workspace (lab/api/workspaces/default) every 10 s, which"
-    " nbctl_user_activity counts as activity (docs/image.md)",
-)
 def test_an_untouched_tab_leaves_the_notebook_idle(
     cluster: Cluster,
     real_namespace: str,
