@@ -98,6 +98,7 @@ class Informer:
         *,
         namespaces: Sequence[str] | None = None,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         indexers: Mapping[str, Indexer] | None = None,
         inactivity_timeout: float = 120.0,
         watch_timeout_seconds: int = 300,
@@ -107,6 +108,8 @@ class Informer:
         self.client = client
         self.kind = kind
         self.label_selector = label_selector
+        # e.g. `metadata.name=<name>`: one object, which RBAC can grant by resourceNames
+        self.field_selector = field_selector
         self.inactivity_timeout = inactivity_timeout
         self.watch_timeout_seconds = watch_timeout_seconds
         self.page_size = page_size
@@ -118,7 +121,9 @@ class Informer:
         self._synced = asyncio.Event()
         self.relists = 0
         self.watches_started = 0
-        self._log = log.bind(kind=kind.kind, label_selector=label_selector)
+        self._log = log.bind(
+            kind=kind.kind, label_selector=label_selector, field_selector=field_selector
+        )
 
     def add_handler(self, handler: EventHandler) -> None:
         """Handlers must not block: they map events to queue keys. Add them before `run`."""
@@ -174,6 +179,7 @@ class Informer:
                 self.kind,
                 scope.namespace,
                 self.label_selector,
+                field_selector=self.field_selector,
                 limit=self.page_size,
                 continue_token=continue_token,
             )
@@ -215,6 +221,7 @@ class Informer:
                 scope.namespace,
                 resource_version=scope.resource_version,
                 label_selector=self.label_selector,
+                field_selector=self.field_selector,
                 timeout_seconds=server_timeout,
                 inactivity_timeout=self.inactivity_timeout,
             )

@@ -269,10 +269,16 @@ class KubeClient:
         namespace: str | None = None,
         label_selector: str | None = None,
         *,
+        field_selector: str | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
     ) -> JsonDict:
-        query = _query(labelSelector=label_selector, limit=limit, **{"continue": continue_token})
+        query = _query(
+            labelSelector=label_selector,
+            fieldSelector=field_selector,
+            limit=limit,
+            **{"continue": continue_token},
+        )
         return await self.request("GET", kind.path(namespace), query=query)
 
     async def create(self, kind: ResourceKind, namespace: str | None, body: JsonDict) -> JsonDict:
@@ -363,6 +369,7 @@ class KubeClient:
         *,
         resource_version: str,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         timeout_seconds: int = 300,
         inactivity_timeout: float = 120.0,
     ) -> AsyncGenerator[JsonDict, None]:
@@ -378,6 +385,7 @@ class KubeClient:
             allowWatchBookmarks="true",
             timeoutSeconds=timeout_seconds,
             labelSelector=label_selector,
+            fieldSelector=field_selector,
         )
         timeout = aiohttp.ClientTimeout(
             connect=self.timeout, sock_connect=self.timeout, sock_read=inactivity_timeout
