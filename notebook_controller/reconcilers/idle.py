@@ -97,19 +97,26 @@ class _Tracked:
 
 
 class NamespaceLabels:
-    """Namespace labels for the policy's selector, fetched on demand and kept a minute."""
+    """Namespace labels for the policy's selector, fetched on demand (GET of one Namespace, never
+    a list) and kept a minute. None when RBAC doesn't let the controller read that Namespace (a
+    namespace-scoped install without the tenant Role's `get namespaces` rule)."""
 
     def __init__(self, client: KubeClient, ttl: float = NAMESPACE_LABELS_TTL) -> None:
         self.client = client
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, dict[str, str]]] = {}
+        self._cache: dict[str, tuple[float, dict[str, str] | None]] = {}
 
-    async def get(self, namespace: str) -> dict[str, str]:
+    async def get(self, namespace: str) -> dict[str, str] | None:
         cached = self._cache.get(namespace)
         if cached is not None and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
-        found = await self.client.get(NAMESPACES, None, namespace)
-        labels = dict(((found or {}).get("metadata") or {}).get("labels") or {})
+        labels: dict[str, str] | None = None
+        try:
+            found = await self.client.get(NAMESPACES, None, namespace)
+            labels = dict(((found or {}).get("metadata") or {}).get("labels") or {})
+        except ApiError as error:
+            if error.status != 403:
+                raise
         self._cache[namespace] = (time.monotonic(), labels)
         return labels
 
@@ -227,7 +234,11 @@ class IdleReconciler:
             return False
         if policy.namespace_selector.is_empty:
             return True
-        return policy.covers_namespace(await self.namespaces.get(notebook.namespace))
+        labels = await self.namespaces.get(notebook.namespace)
+        if labels is None:  # not covered: never pause what the selector may not choose
+            await self.policies.namespace_unreadable(notebook.namespace)
+            return False
+        return policy.covers_namespace(labels)
 
     # --- observing ------------------------------------------------------------------------
 
@@ -451,7 +462,14 @@ def register(
     now: Callable[[], datetime] = _utcnow,
 ) -> Controller:
     """Add the idle controller (and its policy ConfigMap informer) to `manager`."""
-    configmaps = Informer(client, CONFIGMAPS, namespaces=[settings.idle_policy_namespace])
+    # Only the policy ConfigMap (list/watch by metadata.name): RBAC grants it by resourceNames
+    # in the controller's namespace, not every ConfigMap.
+    configmaps = Informer(
+        client,
+        CONFIGMAPS,
+        namespaces=[settings.idle_policy_namespace],
+        field_selector=f"metadata.name={settings.idle_policy_configmap}",
+    )
     policies = PolicySource(
         configmaps.store, settings.idle_policy_namespace, settings.idle_policy_configmap, recorder
     )

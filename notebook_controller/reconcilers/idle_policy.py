@@ -4,6 +4,12 @@ A ConfigMap that doesn't parse leaves the previous policy in force (the defaults
 ever valid), and is reported once per version: a log line, a Warning event `InvalidIdlePolicy`
 on the ConfigMap, and `notebook_controller_idle_policy_reloads_total{result="rejected"}`. A
 missing ConfigMap means the defaults.
+
+A `namespaceSelector` needs the labels of each notebook's Namespace, read with a GET of that one
+Namespace. Where RBAC doesn't allow it (a namespace-scoped install whose tenant Role lacks
+`get namespaces`), the namespace's notebooks are not covered, and that is reported once per
+policy version and namespace: a log line and a Warning event `NamespaceSelectorForbidden` on the
+ConfigMap.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class PolicySource:
         self.recorder = recorder
         self._loaded = LoadedPolicy(IdlePolicy(), MISSING)
         self._announced = False
+        self._unreadable_reported: set[tuple[str, str]] = set()  # (policy version, namespace)
 
     def is_policy(self, configmap: dict[str, Any]) -> bool:
         metadata = configmap.get("metadata") or {}
@@ -86,3 +93,25 @@ class PolicySource:
             **policy.describe(),
         )
         return self._loaded
+
+    async def namespace_unreadable(self, namespace: str) -> None:
+        """The selector can't be evaluated for `namespace` (403 on its GET): say so, once per
+        policy version."""
+        key = (self._loaded.version, namespace)
+        if key in self._unreadable_reported:
+            return
+        self._unreadable_reported.add(key)
+        message = (
+            f"namespaceSelector can't be evaluated for namespace {namespace}: the controller may"
+            f" not get that Namespace, so its notebooks are not reclaimed. Grant get on"
+            f" namespaces in {namespace} (deploy/namespaced/tenant), or drop namespaceSelector"
+            f" (a namespace-scoped install already chooses its namespaces with NBC_NAMESPACES)"
+        )
+        log.warning(
+            "idle policy namespaceSelector not evaluated",
+            configmap=f"{self.namespace}/{self.name}",
+            namespace=namespace,
+        )
+        configmap = self.configmaps.get(self.namespace, self.name)
+        if configmap is not None:
+            await self.recorder.event(configmap, WARNING, "NamespaceSelectorForbidden", message)

@@ -10,7 +10,9 @@ from typing import Any
 from prometheus_client import REGISTRY
 
 from notebook_controller.activity.policy import IdlePolicy
+from notebook_controller.reconcilers.idle import NamespaceLabels
 from notebook_controller.reconcilers.idle_policy import MISSING, PolicySource
+from notebook_controller.runtime.kube import ApiError
 from notebook_controller.runtime.store import Store
 
 
@@ -100,3 +102,44 @@ def test_only_its_own_configmap_is_the_policy() -> None:
     other = configmap(1)
     other["metadata"]["name"] = "something-else"
     assert not source.is_policy(other)
+
+
+async def test_a_namespace_the_selector_cannot_read_is_reported_once_per_version() -> None:
+    store, events = Store(), Events()
+    source = PolicySource(store, "system", "idle-policy", events)
+    store.upsert(configmap(1, namespaceSelector="matchLabels: {team: ml}"))
+    await source.current()
+    for _ in range(3):
+        await source.namespace_unreadable("team-a")
+    await source.namespace_unreadable("team-b")
+    assert [(name, type_, reason) for name, type_, reason, _ in events.recorded] == [
+        ("idle-policy", "Warning", "NamespaceSelectorForbidden"),
+        ("idle-policy", "Warning", "NamespaceSelectorForbidden"),
+    ]
+    message = events.recorded[0][3]
+    assert "namespace team-a" in message and "not reclaimed" in message
+    assert "NBC_NAMESPACES" in message
+
+    store.upsert(configmap(2, namespaceSelector="matchLabels: {team: cv}"))
+    await source.current()
+    await source.namespace_unreadable("team-a")  # a new policy version: said again
+    assert len(events.recorded) == 3
+
+
+async def test_namespace_labels_are_none_when_rbac_forbids_the_get() -> None:
+    class Forbidding:
+        def __init__(self) -> None:
+            self.gets = 0
+
+        async def get(self, kind: Any, namespace: Any, name: str) -> Any:
+            self.gets += 1
+            if name == "mine":
+                return {"metadata": {"name": name, "labels": {"team": "ml"}}}
+            raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden')
+
+    client = Forbidding()
+    labels = NamespaceLabels(client)  # type: ignore[arg-type]
+    assert await labels.get("mine") == {"team": "ml"}
+    assert await labels.get("theirs") is None
+    assert await labels.get("theirs") is None  # remembered for the TTL, not asked again
+    assert client.gets == 2
