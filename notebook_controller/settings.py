@@ -57,6 +57,10 @@ class Settings(BaseModel):
     """How the idle reclaimer reaches Jupyter: direct (the URL template), apiserver-proxy (the API
     server's Service proxy, with the controller's credentials), or auto (direct in a pod or with
     a template, else the proxy)."""
+    check_key_secrets: bool = False
+    """Read the Secrets named in ssh.authorized_keys and report them in the SSHKeysReady condition
+    (off: Secrets are never read, the condition is not set). Needs get/list/watch on every Secret
+    of the watched namespaces: deploy/components/check-key-secrets, docs/security.md."""
     idle_policy_configmap: str = "notebook-controller-idle-policy"
     """ConfigMap holding the idle-reclaim policy (hot-reloaded)."""
     idle_policy_namespace: str = "default"

@@ -2,12 +2,12 @@
 
 One informer per kind, shared by the controllers that read it; child informers select on
 `app.kubernetes.io/managed-by=notebook-controller` so the cache holds only our objects. Secrets
-are the exception: key Secrets are the user's (any labels), so the Secret cache holds the
-watched namespaces' Secrets.
+are not read (docs/security.md), except with --check-key-secrets: key Secrets are the user's (any
+labels), so that Secret cache holds the watched namespaces' Secrets.
 
 One controller per concern, each with its own queue and its own field manager:
-workload (StatefulSet), services (HTTP and SSH Services), ssh (host-key Secret), status, and
-idle (the idle reclaimer, `reconcilers/idle.py`).
+workload (StatefulSet), services (HTTP and SSH Services), ssh (host-key Secret, created when a
+pod is about to need it), status, and idle (the idle reclaimer, `reconcilers/idle.py`).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     statefulsets = informer(STATEFULSETS)
     services = informer(SERVICES)
     pods = informer(PODS)
-    secrets = informer(SECRETS, selector=None)
+    secrets = informer(SECRETS, selector=None) if settings.check_key_secrets else None
     recorder = EventRecorder(client, COMPONENT)
 
     def controller(
@@ -136,7 +136,9 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     services_controller = controller(
         "services", ServicesReconciler(client, notebooks.store, services.store), services
     )
-    ssh = controller("ssh", SSHReconciler(client, notebooks.store, secrets.store), secrets)
+    ssh = controller("ssh", SSHReconciler(client, notebooks.store, pods.store))
+    pod_to_notebook = _notebooks_by(INDEX_NAME_LABEL, notebooks.store, _pod_notebook_label)
+    ssh.watch_mapped(pods, pod_to_notebook)
     status = controller(
         "status",
         StatusReconciler(
@@ -146,7 +148,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             statefulsets=statefulsets.store,
             pods=pods.store,
             services=services.store,
-            secrets=secrets.store,
+            secrets=None if secrets is None else secrets.store,
             external_url_base=settings.external_url_base,
             refused=refused,
         ),
@@ -155,8 +157,9 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         spec_only=False,
     )
     refused.on_change = lambda namespace, name: status.queue.add(Request(namespace, name))
-    status.watch_mapped(pods, _notebooks_by(INDEX_NAME_LABEL, notebooks.store, _pod_notebook_label))
-    status.watch_mapped(secrets, _notebooks_by(INDEX_KEY_SECRET, notebooks.store, _secret_name))
+    status.watch_mapped(pods, pod_to_notebook)
+    if secrets is not None:
+        status.watch_mapped(secrets, _notebooks_by(INDEX_KEY_SECRET, notebooks.store, _secret_name))
     for created in (workload, services_controller, ssh, status):
         manager.add_controller(created)
     idle.register(manager, client, settings, notebooks=notebooks, pods=pods, recorder=recorder)

@@ -64,7 +64,8 @@ class Observed:
     statefulset: Mapping[str, Any] | None = None
     pod: Mapping[str, Any] | None = None
     ssh_service: Mapping[str, Any] | None = None
-    key_problems: list[KeySecretProblem] = field(default_factory=list)
+    key_problems: list[KeySecretProblem] | None = field(default_factory=list)
+    """Problems with the key Secrets; None when they are not checked (no SSHKeysReady)."""
     workload_hash: str | None = None
     """Applied-hash the StatefulSet carries when it matches the current spec."""
     refused: str | None = None
@@ -309,7 +310,7 @@ def desired_status(
         (CONDITION_READY, ("True" if ready.ready else "False", ready.reason, ready.message)),
         (CONDITION_SUSPENDED, _suspended_condition(notebook)),
     ]
-    if notebook.spec.ssh_enabled:
+    if notebook.spec.ssh_enabled and observed.key_problems is not None:
         wanted.append((CONDITION_SSH_KEYS, _ssh_keys_condition(notebook, observed.key_problems)))
     status: dict[str, Any] = {
         "phase": phase(notebook, observed, ready),

@@ -1,33 +1,36 @@
-"""SSH reconciler: the notebook's host-key Secret (field manager notebook-controller-ssh).
+"""SSH reconciler: the notebook's host-key Secret (field manager notebook-controller-ssh), made
+without reading any Secret.
 
-The key is generated once, when SSH is first enabled, and created with POST, never applied: an
-apply racing a stale cache would overwrite the key and change the host's identity. The Secret
-outlives SSH being turned off (turning it on again keeps the identity) and goes with the
-notebook (owner reference). Its labels and owner reference are restored if edited; its key
-can't be (no copy is kept), and a deleted Secret comes back with a new key.
+The controller may create Secrets but not read them (docs/security.md): the key is generated and
+POSTed, and 409 AlreadyExists means the Secret is there. POST never overwrites, so a stale view
+can't change the host's identity. The Secret is asked for once per pod that may need it, while
+SSH is on and the notebook runs: when there is no pod yet (SSH turned on, a notebook created or
+resumed: the Secret is there before the pod) and for every pod the StatefulSet makes. So a
+deleted host-key Secret comes back, with a new key, for the next pod, which can't start without
+it; and a 409 from a deleted namesake's Secret awaiting garbage collection is asked again by the
+new notebook's pod. Pods that were running before this process started are left alone (they
+mounted their key): a restart or a new leader sends no request for running notebooks.
+
+The Secret outlives SSH being turned off (turning it on again keeps the identity) and goes with
+the notebook (owner reference). Not being read, it is not healed either: its labels and owner
+reference stay as whoever edited them left them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from notebook_controller.api.models import Notebook
-from notebook_controller.builders.meta import child_metadata
-from notebook_controller.builders.names import host_key_secret_name
+from notebook_controller.api.models import NAME_LABEL, Notebook
+from notebook_controller.builders.names import name_label_value, pod_name
 from notebook_controller.builders.ssh import HostKey, host_key_secret
-from notebook_controller.reconcilers.common import (
-    SECRETS,
-    WAIT_FOR_GC_SECONDS,
-    ChildApplier,
-    held_by_namesake,
-    load_notebook,
-    soonest,
-)
+from notebook_controller.reconcilers.common import SECRETS, load_notebook
 from notebook_controller.runtime.controller import Request, Result
 from notebook_controller.runtime.kube import ApiError, KubeClient
 from notebook_controller.runtime.store import Store
@@ -35,6 +38,9 @@ from notebook_controller.runtime.store import Store
 log = structlog.get_logger(__name__)
 
 FIELD_MANAGER: Final = "notebook-controller-ssh"
+# A started pod created this long before the process started was running before it: left alone.
+# (Pod times are the API server's clock; the margin absorbs skew, at worst one extra request.)
+PREEXISTING_MARGIN: Final = timedelta(seconds=60)
 
 
 def generate_host_key(comment: str) -> HostKey:
@@ -50,31 +56,82 @@ def generate_host_key(comment: str) -> HostKey:
     return HostKey(private_text, f"{public_text.decode()} {comment}\n")
 
 
+def pod_started(pod: dict[str, Any]) -> bool:
+    """A container (init containers included) has run: the kubelet mounted the volumes."""
+    status = pod.get("status") or {}
+    for container in (status.get("initContainerStatuses") or []) + (
+        status.get("containerStatuses") or []
+    ):
+        state = container.get("state") or {}
+        if "running" in state or "terminated" in state:
+            return True
+        if "terminated" in (container.get("lastState") or {}):
+            return True
+    return False
+
+
+def _created(obj: dict[str, Any]) -> datetime | None:
+    text = (obj.get("metadata") or {}).get("creationTimestamp")
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Asked:
+    notebook_uid: str
+    pod_uid: str | None
+
+
 class SSHReconciler:
     name = "ssh"
 
-    def __init__(self, client: KubeClient, notebooks: Store, secrets: Store) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        notebooks: Store,
+        pods: Store,
+        started_at: datetime | None = None,
+    ) -> None:
         self.client = client
-        self.applier = ChildApplier(client, FIELD_MANAGER)
         self.notebooks = notebooks
-        self.secrets = secrets
+        self.pods = pods
+        self.started_at = started_at or datetime.now(UTC)
+        self._asked: dict[Request, _Asked] = {}
 
     async def reconcile(self, request: Request) -> Result:
         notebook = load_notebook(self.notebooks, request)
-        if notebook is None or not notebook.spec.ssh_enabled:
+        if notebook is None:
+            self._asked.pop(request, None)
             return Result()
-        name = host_key_secret_name(notebook.name)
-        cached = self.secrets.get(request.namespace, name)
-        if cached is None:
-            await self._create(notebook)
+        if not notebook.spec.ssh_enabled or notebook.spec.paused:
+            return Result()  # no pod will need the key before the spec changes
+        pod = self._pod(notebook)
+        if pod is not None and self._ran_before_us(pod):
             return Result()
-        if held_by_namesake(cached, notebook):
-            log.info("host-key Secret belongs to a deleted namesake, waiting for GC", name=name)
-            return Result(requeue_after=WAIT_FOR_GC_SECONDS)
-        desired = {"apiVersion": "v1", "kind": "Secret", "metadata": child_metadata(notebook, name)}
-        return soonest(await self.applier.apply(SECRETS, desired, cached))
+        asked = _Asked(notebook.uid, None if pod is None else str(pod["metadata"].get("uid", "")))
+        if self._asked.get(request) == asked:
+            return Result()
+        await self._create(notebook)
+        self._asked[request] = asked
+        return Result()
+
+    def _ran_before_us(self, pod: dict[str, Any]) -> bool:
+        created = _created(pod)
+        return (
+            pod_started(pod)
+            and created is not None
+            and created < self.started_at - PREEXISTING_MARGIN
+        )
+
+    def _pod(self, notebook: Notebook) -> dict[str, Any] | None:
+        pod = self.pods.get(notebook.namespace, pod_name(notebook.name))
+        labels = (pod or {}).get("metadata", {}).get("labels") or {}
+        return pod if labels.get(NAME_LABEL) == name_label_value(notebook.name) else None
 
     async def _create(self, notebook: Notebook) -> None:
+        """POST the Secret; one of that name may exist already (409)."""
         comment = f"{notebook.name}@{notebook.namespace}"
         key = await asyncio.to_thread(generate_host_key, comment)
         secret = host_key_secret(notebook, key)
@@ -88,5 +145,5 @@ class SSHReconciler:
         except ApiError as error:
             if error.status != 409:
                 raise
-            return  # already there: the cache hadn't seen it yet
+            return  # made before, or a deleted namesake's awaiting GC
         log.info("created host key", name=secret["metadata"]["name"])

@@ -3,7 +3,8 @@ notebook-controller-status), apart from the idle reclaimer's `Idle` condition an
 `ssh.lastSshClientActivity`.
 
 It writes only when the computed status differs from the stored one, and records events for the
-transitions that matter (a pod failing, a key Secret missing, the notebook getting ready).
+transitions that matter (a pod failing, a key Secret missing, the notebook getting ready). Key
+Secrets are looked at only with --check-key-secrets (`secrets` is then the Secret cache).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from notebook_controller.builders import workload
 from notebook_controller.builders.diff import APPLIED_HASH_ANNOTATION
 from notebook_controller.builders.meta import is_controlled_by
 from notebook_controller.builders.names import pod_name, ssh_service_name, statefulset_name
-from notebook_controller.builders.ssh import key_secret_problems
+from notebook_controller.builders.ssh import KeySecretProblem, key_secret_problems
 from notebook_controller.reconcilers.common import NOTEBOOKS, OwnStatusWrites, load_notebook
 from notebook_controller.reconcilers.workload import RefusedWorkloads
 from notebook_controller.runtime.controller import Request, Result
@@ -47,7 +48,7 @@ class StatusReconciler:
         statefulsets: Store,
         pods: Store,
         services: Store,
-        secrets: Store,
+        secrets: Store | None,
         external_url_base: str | None,
         refused: RefusedWorkloads | None = None,
         now: Callable[[], datetime] = _utcnow,
@@ -94,6 +95,13 @@ class StatusReconciler:
             await self.recorder.event(raw, event.type, event.reason, event.message)
         return Result()
 
+    def _key_problems(self, notebook: Notebook) -> list[KeySecretProblem] | None:
+        """None unless key Secrets are checked (--check-key-secrets: a cache of Secrets)."""
+        secrets = self.secrets
+        if secrets is None:
+            return None
+        return key_secret_problems(notebook, lambda secret: secrets.get(notebook.namespace, secret))
+
     def _observe(self, notebook: Notebook) -> status_builder.Observed:
         namespace = notebook.namespace
 
@@ -114,9 +122,7 @@ class StatusReconciler:
             statefulset=sts,
             pod=pod if sts is not None else None,
             ssh_service=owned(self.services, ssh_service_name(notebook.name)),
-            key_problems=key_secret_problems(
-                notebook, lambda secret: self.secrets.get(namespace, secret)
-            ),
+            key_problems=self._key_problems(notebook),
             workload_hash=workload_hash,
             refused=self.refused.refused(namespace, notebook.name, workload_hash),
         )

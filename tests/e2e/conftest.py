@@ -13,6 +13,12 @@ from tests.e2e.controller import ControllerProcess
 from tests.kube import Cluster
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "controller_args(*args): extra flags for the `controller` fixture's process"
+    )
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
     report = yield
@@ -28,7 +34,13 @@ def controller(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[ControllerProcess]:
-    process = ControllerProcess(cluster, namespace, tmp_path / "controller.log")
+    marker = request.node.get_closest_marker("controller_args")
+    process = ControllerProcess(
+        cluster,
+        namespace,
+        tmp_path / "controller.log",
+        extra_args=marker.args if marker is not None else (),
+    )
     process.start()
     yield process
     process.stop()

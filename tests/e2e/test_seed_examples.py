@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -105,21 +106,13 @@ def test_gpu_example(cluster: Cluster, namespace: str, controller: ControllerPro
 def test_ssh_example_with_a_key_secret_that_appears_later(
     cluster: Cluster, namespace: str, controller: ControllerProcess
 ) -> None:
+    """By default the controller reads no Secret: the key Secrets are the kubelet's to mount
+    (optional projected sources: a missing one is an absent file, filled in when it appears),
+    and the notebook says nothing about them (no SSHKeysReady)."""
     cluster.apply(seed("notebook-ssh-sample.yaml"), namespace)
-    # the key Secret doesn't exist yet: the notebook runs anyway and says what is missing
+    # the key Secret doesn't exist yet: the notebook runs anyway
     notebook = wait_condition(cluster, namespace, "notebook-sample", "Ready", "True")
-    notebook = wait_condition(
-        cluster, namespace, "notebook-sample", "SSHKeysReady", "False", "SecretNotFound"
-    )
-    assert "my-public-key" in condition(notebook, "SSHKeysReady")["message"]
-    wait_for(
-        lambda: any(
-            e["reason"] == "SecretNotFound" and "my-public-key" in e["message"]
-            for e in warning_events(cluster, namespace, "notebook-sample")
-        ),
-        timeout=30,
-        message="a Warning event naming the missing Secret",
-    )
+    assert condition(notebook, "SSHKeysReady") == {}
 
     service = get(cluster, namespace, "service", "managed-notebook-ssh-notebook-sample")
     assert service is not None and service["spec"]["type"] == "NodePort"
@@ -136,11 +129,47 @@ def test_ssh_example_with_a_key_secret_that_appears_later(
     assert _env(container)["ENABLE_SSH_SERVER"] == "true"
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/t9k/authorized_keys"]["readOnly"] and mounts["/t9k/host_keys"]["readOnly"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    [source] = volumes[mounts["/t9k/authorized_keys"]["name"]]["projected"]["sources"]
+    assert source["secret"]["name"] == "my-public-key" and source["secret"]["optional"] is True
 
     host_key = get(cluster, namespace, "secret", "managed-notebook-hostkey-notebook-sample")
     assert host_key is not None
     assert host_key["metadata"]["ownerReferences"][0]["uid"] == notebook["metadata"]["uid"]
     assert set(host_key["data"]) == {"ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"}
+
+    # the Secret appears: the kubelet fills the file in (tests/product/test_ssh.py logs in with
+    # it on the real node); the notebook and its pod are left as they are
+    cluster.apply(public_key_secret("my-public-key"), namespace)
+    notebook = wait_condition(cluster, namespace, "notebook-sample", "Ready", "True")
+    assert condition(notebook, "SSHKeysReady") == {}
+    same_pod = get(cluster, namespace, "pod", "managed-notebook-notebook-sample-0")
+    assert same_pod is not None and same_pod["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert warning_events(cluster, namespace, "notebook-sample") == []
+
+
+@pytest.mark.controller_args("--check-key-secrets")
+def test_ssh_key_secrets_checked_on_request(
+    cluster: Cluster, namespace: str, controller: ControllerProcess
+) -> None:
+    """With --check-key-secrets (and read access to Secrets) the key Secrets are checked: the
+    SSHKeysReady condition and a Warning event name what is wrong, and heal by themselves."""
+    cluster.apply(seed("notebook-ssh-sample.yaml"), namespace)
+    notebook = wait_condition(cluster, namespace, "notebook-sample", "Ready", "True")
+    notebook = wait_condition(
+        cluster, namespace, "notebook-sample", "SSHKeysReady", "False", "SecretNotFound"
+    )
+    assert "my-public-key" in condition(notebook, "SSHKeysReady")["message"]
+    wait_for(
+        lambda: any(
+            e["reason"] == "SecretNotFound" and "my-public-key" in e["message"]
+            for e in warning_events(cluster, namespace, "notebook-sample")
+        ),
+        timeout=30,
+        message="a Warning event naming the missing Secret",
+    )
+    pod = get(cluster, namespace, "pod", "managed-notebook-notebook-sample-0")
+    assert pod is not None
 
     # the Secret appears: the condition heals by itself, and the pod was never restarted
     cluster.apply(public_key_secret("my-public-key"), namespace)
@@ -167,7 +196,7 @@ def test_ssh_off_and_on_keeps_the_host_identity(
 ) -> None:
     cluster.apply(public_key_secret("my-public-key"), namespace)
     cluster.apply(seed("notebook-ssh-sample.yaml"), namespace)
-    wait_condition(cluster, namespace, "notebook-sample", "SSHKeysReady", "True")
+    wait_condition(cluster, namespace, "notebook-sample", "Ready", "True")
     host_key = get(cluster, namespace, "secret", "managed-notebook-hostkey-notebook-sample")
     assert host_key is not None
 

@@ -262,6 +262,18 @@ def test_ssh_block_and_key_condition(ssh: Notebook) -> None:
     assert _condition(status, "Ready")["status"] == "True"
 
 
+def test_unchecked_key_secrets_give_no_key_condition(ssh: Notebook) -> None:
+    """Without --check-key-secrets (no Secret is read) there is no SSHKeysReady, and one set by
+    an earlier run goes away: this manager no longer sends it."""
+    checked = _status(ssh, _observed(ssh, _pod()))
+    assert _condition(checked, "SSHKeysReady")["status"] == "True"
+    unchecked = _status(ssh, _observed(ssh, _pod(), key_problems=None), current=checked)
+    assert "SSHKeysReady" not in {c["type"] for c in unchecked["conditions"]}
+    assert unchecked["ssh"]["serviceName"] == "managed-notebook-ssh-notebook-sample"
+    assert st.status_changed(unchecked, checked)
+    assert st.transition_events(checked, unchecked) == []
+
+
 def test_events_on_transitions_only(basic: Notebook, ssh: Notebook) -> None:
     crash = [
         {"name": "tensorflow", "ready": False, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
