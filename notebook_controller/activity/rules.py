@@ -3,10 +3,12 @@
 No I/O and no clock of its own: `now` is an argument, so a 24h rule is tested in milliseconds.
 
 The idle clock (`last_activity`) is the newest evidence of use: a busy kernel or an open SSH
-session (evidence "now"), or a kernel, terminal or API activity time the server reports. It
-starts when a pod is first seen answering (the pod's or its server's start time, whichever is
-later), so a notebook just created or resumed gets a fresh clock; later restarts of the same
-pod's server do not reset it.
+session (evidence "now"), a kernel, terminal or API activity time the server reports, or the
+last SSH session the status records (`status.ssh.lastSshClientActivity`, written by an earlier
+pass — possibly of an earlier controller process — so SSH use survives a restart). It starts
+when a pod is first seen answering (the pod's or its server's start time, whichever is later),
+so a notebook just created or resumed gets a fresh clock; later restarts of the same pod's server
+do not reset it.
 
 Decisions, in order:
 
@@ -15,7 +17,8 @@ Decisions, in order:
 2. Pod on a node but not Ready (starting, crash-looping, hung): `Idle=Unknown`, reason `NotReady`.
    It does hold its node's CPU, memory and GPUs. When nothing has shown activity for
    idleTimeout + reclaimGrace — measured from the last activity if the server ever answered,
-   else from when the controller first saw it not Ready — it is reclaimed with reason
+   else from when the pod's Ready condition turned False (the kubelet's record, so a restarted
+   controller reads the same time) — it is reclaimed with reason
    `Unreachable` (the peers never reclaim these; policy `reclaimUnreachable: false` opts out).
 3. Pod Ready but the Jupyter probe fails: `Idle=Unknown`, reason `ProbeFailed`, never reclaimed:
    the server answers its readiness probe, so the fault is more likely the controller's path to
@@ -81,6 +84,10 @@ class Observation:
     ssh: SshActivity | None = None
     pod_started: datetime | None = None
     """When the pod started (status.startTime): a new pod's idle clock starts no earlier."""
+    not_ready_since: datetime | None = None
+    """When the pod's Ready condition last turned False (its lastTransitionTime), if it is."""
+    ssh_recorded: datetime | None = None
+    """`status.ssh.lastSshClientActivity` as stored: an SSH session seen by an earlier pass."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,8 @@ class ActivityState:
     last_activity: datetime | None = None
     """Newest evidence of use (or the start of the idle clock); None before the server answered."""
     not_ready_since: datetime | None = None
-    """Start of the current stretch of the pod being on a node but not Ready."""
+    """Start of the current stretch of the pod being on a node but not Ready (the pod's record,
+    or the first pass that saw it while the pod has none)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,7 @@ def decide(
             replace(state, not_ready_since=None),
         )
     if observation.pod is PodState.NOT_READY or jupyter is None:
-        return _not_ready(state, policy, now)
+        return _not_ready(state, observation, policy, now)
     if not jupyter.reachable:
         return Decision(
             UNKNOWN,
@@ -132,10 +140,31 @@ def decide(
     return _reachable(state, observation, jupyter, policy, now)
 
 
-def _not_ready(state: ActivityState, policy: IdlePolicy, now: datetime) -> Decision:
-    since = state.not_ready_since or now
+def _recorded_ssh(observation: Observation, now: datetime) -> datetime | None:
+    """The stored SSH time, if it belongs to this pod (not before it started), never ahead of
+    `now`. One from before a resume is not this pod's activity."""
+    recorded = observation.ssh_recorded
+    if recorded is None:
+        return None
+    if observation.pod_started is not None and recorded < observation.pod_started:
+        return None
+    return min(recorded, now)
+
+
+def _not_ready(
+    state: ActivityState, observation: Observation, policy: IdlePolicy, now: datetime
+) -> Decision:
+    # The pod's own record when it has one (what a restarted controller reads too); else the
+    # first pass that saw the stretch. Never ahead of our clock.
+    since = min(observation.not_ready_since or state.not_ready_since or now, now)
     state = replace(state, not_ready_since=since)
+    # A recorded SSH session can only make the quiet stretch shorter: after a restart the
+    # memory of activity Jupyter showed before the pod went unready is gone, and the stretch
+    # counts from the pod's record instead (later, never earlier, than the truth).
     quiet_since = state.last_activity or since
+    recorded = _recorded_ssh(observation, now)
+    if recorded is not None and recorded > quiet_since:
+        quiet_since = recorded
     reclaim = policy.reclaim_unreachable and now - quiet_since >= policy.reclaim_after
     return Decision(
         UNKNOWN,
@@ -187,7 +216,7 @@ def _last_activity(
     state: ActivityState, observation: Observation, jupyter: JupyterActivity, now: datetime
 ) -> datetime:
     """Newest evidence, never in the future (the pod's clock may run ahead of ours)."""
-    evidence = [state.last_activity, jupyter.last_activity]
+    evidence = [state.last_activity, jupyter.last_activity, _recorded_ssh(observation, now)]
     if state.last_activity is None:
         # First answer from this pod: its start (or its server's) opens the clock.
         evidence += [jupyter.started, observation.pod_started]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from notebook_controller.activity.jupyter import JupyterActivity
@@ -23,6 +23,7 @@ from notebook_controller.activity.ssh import SshActivity
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 DEFAULTS = IdlePolicy()
+SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 
@@ -259,3 +260,90 @@ def test_shortened_policy_applies_the_same_rules() -> None:
     assert notebook.run(timedelta(seconds=1), ready(server), step).status == TRUE
     decision = notebook.run(timedelta(seconds=10), ready(server), step)
     assert decision.reclaim is ReclaimReason.IDLE and notebook.now == T0 + timedelta(seconds=5)
+
+
+# --- what survives a controller restart (a fresh ActivityState) ------------------------------
+
+
+def test_ssh_session_recorded_in_status_counts_after_a_restart() -> None:
+    """Used only over SSH: the session ended ten minutes before a failover, Jupyter untouched
+    for two days. The new leader has no memory; status.ssh.lastSshClientActivity has it."""
+    now = T0 + 48 * HOUR
+    seen = now - 10 * MINUTE
+    observation = Observation(
+        PodState.READY,
+        "pod-1",
+        idle_server(started=T0),
+        SshActivity(reachable=True, connections=0),
+        pod_started=T0,
+        ssh_recorded=seen,
+    )
+    decision = decide(ActivityState(), observation, DEFAULTS, now)
+    assert (decision.status, decision.reason, decision.reclaim) == (
+        FALSE,
+        Reason.RECENT_ACTIVITY,
+        None,
+    )
+    assert decision.state.last_activity == seen
+    idle = decide(decision.state, observation, DEFAULTS, seen + HOUR)
+    assert idle.status == TRUE and "no activity since 2025-01-08T08:50:00Z" in idle.message
+    assert decide(idle.state, observation, DEFAULTS, seen + 25 * HOUR).reclaim is ReclaimReason.IDLE
+
+
+def test_recorded_ssh_session_of_an_earlier_pod_is_not_this_pods_activity() -> None:
+    resumed_at = T0 + 30 * HOUR
+    observation = Observation(
+        PodState.READY,
+        "pod-2",
+        idle_server(started=resumed_at),
+        SshActivity(reachable=True, connections=0),
+        pod_started=resumed_at,
+        ssh_recorded=T0,  # before the pause
+    )
+    decision = decide(ActivityState(), observation, DEFAULTS, resumed_at + MINUTE)
+    assert decision.state.last_activity == resumed_at
+
+
+def test_recorded_ssh_session_is_never_taken_from_the_future() -> None:
+    now = T0 + 48 * HOUR
+    observation = Observation(
+        PodState.READY, "pod-1", idle_server(started=T0), pod_started=T0, ssh_recorded=now + HOUR
+    )
+    assert decide(ActivityState(), observation, DEFAULTS, now).state.last_activity == now
+
+
+def test_not_ready_clock_is_the_pods_so_a_restart_does_not_restart_it() -> None:
+    """The pod's Ready condition turned False at T0; a controller started 20 h later counts
+    from T0, not from when it first looked."""
+    crash_looping = Observation(PodState.NOT_READY, "pod-1", pod_started=T0, not_ready_since=T0)
+    notebook = Notebook()
+    notebook.now = T0 + 20 * HOUR
+    first = notebook.observe(crash_looping)
+    assert first.message == "The Notebook's server has not been ready since 2025-01-06T09:00:00Z"
+    assert first.reclaim is None
+    notebook.now = T0 + 25 * HOUR
+    assert notebook.observe(crash_looping).reclaim is ReclaimReason.UNREACHABLE
+
+
+def test_not_ready_clock_is_the_pods_record_or_else_the_first_pass() -> None:
+    notebook = Notebook()
+    # bound to a node, no Ready condition posted yet: the first pass opens the stretch
+    assert notebook.observe(Observation(PodState.NOT_READY, "pod-1")).state.not_ready_since == T0
+    notebook.now = T0 + MINUTE
+    # the kubelet's record, once there, is the clock (the same any controller process reads)
+    posted = Observation(PodState.NOT_READY, "pod-1", not_ready_since=T0 + 2 * SECOND)
+    assert notebook.observe(posted).state.not_ready_since == T0 + 2 * SECOND
+    # a pod's clock ahead of ours is not taken
+    ahead = Observation(PodState.NOT_READY, "pod-2", not_ready_since=T0 + 2 * HOUR)
+    assert decide(ActivityState(), ahead, DEFAULTS, T0 + HOUR).state.not_ready_since == T0 + HOUR
+
+
+def test_recorded_ssh_session_postpones_an_unreachable_reclaim_but_never_hastens_it() -> None:
+    not_ready = Observation(PodState.NOT_READY, "pod-1", pod_started=T0, not_ready_since=T0 + HOUR)
+    used = replace(not_ready, ssh_recorded=T0 + 2 * HOUR)  # an SSH session after it went unready
+    at = T0 + HOUR + 25 * HOUR
+    assert decide(ActivityState(), not_ready, DEFAULTS, at).reclaim is ReclaimReason.UNREACHABLE
+    assert decide(ActivityState(), used, DEFAULTS, at).reclaim is None
+    # one from before it went unready does not count the stretch from earlier
+    before = replace(not_ready, ssh_recorded=T0 + 30 * MINUTE)
+    assert decide(ActivityState(), before, DEFAULTS, at - MINUTE).reclaim is None
