@@ -3,10 +3,15 @@
 idle past the policy's reclaim grace.
 
 Any event on a notebook enqueues it, but a notebook is probed at most once per probe interval
-(per policy version): a pass woken by a status write — ours or the status reconciler's — probes
-nothing and writes nothing, so writes can't feed a loop. Status is applied only when our part of
-it differs from the cache. Pausing is one merge patch guarded by the cached resourceVersion: if
-the user changed the notebook meanwhile, the patch conflicts and the next pass looks again.
+(per policy version) while its pod stays as it was: a pass woken by a status write — ours or the
+status reconciler's — probes nothing and writes nothing, so writes can't feed a loop. Probes are
+rate-limited, state changes are not: when the pod's state (no pod / on a node / Ready) or the pod
+itself changes, the pod informer's event wakes the notebook and it is judged at once, so `Idle`
+follows a pod that starts or stops within seconds. A failed Jupyter probe is retried sooner
+(2 s, 4 s, ... up to the interval): right after a pod turns Ready its Service may not route yet.
+Status is applied only when our part of it differs from the cache. Pausing is one merge patch
+guarded by the cached resourceVersion: if the user changed the notebook meanwhile, the patch
+conflicts and the next pass looks again.
 
 The timing rules are `notebook_controller.activity.rules`; the crash-loop decision is documented
 there and in docs/idle.md.
@@ -18,7 +23,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import aiohttp
@@ -43,6 +48,7 @@ from notebook_controller.activity.rules import (
     Decision,
     Observation,
     PodState,
+    Reason,
     ReclaimReason,
     decide,
     rfc3339,
@@ -80,6 +86,8 @@ FIELD_MANAGER: Final = "notebook-controller-idle"
 NAMESPACES: Final = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
 NAMESPACE_LABELS_TTL: Final = 60.0
 CONFLICT_RETRY_SECONDS: Final = 1.0
+FIRST_RETRY: Final = timedelta(seconds=2)
+"""After a failed Jupyter probe, the next comes this soon, then twice as late each time."""
 
 JsonDict = dict[str, Any]
 
@@ -94,6 +102,10 @@ class _Tracked:
     state: ActivityState
     next_probe: datetime
     policy_version: str
+    pod: tuple[PodState, str | None]
+    """The pod's state and uid the last decision saw: when they change, decide again at once."""
+    failures: int = 0
+    """Jupyter probes of this pod failed in a row (for the retry back-off)."""
 
 
 class NamespaceLabels:
@@ -190,26 +202,38 @@ class IdleReconciler:
             self._untrack(request)
             return Result()
         raw = self.notebooks.get(request.namespace, request.name) or {}
+        if not notebook.spec.paused and RECLAIMED_AT_ANNOTATION in _annotations(raw):
+            # Resumed (whatever the policy says now, which may no longer cover it): the next pod
+            # starts a fresh clock, and a later pause by the user must not read as a reclaim.
+            await self._clear_reclaimed(notebook)
         loaded = await self.policies.current()
         if notebook.spec.paused or not await self._covered(notebook, loaded.policy):
             self._untrack(request)
             await self._apply_status(notebook, raw, None, ssh_seen_at=None)
             return Result()
-        if RECLAIMED_AT_ANNOTATION in _annotations(raw):
-            await self._clear_reclaimed(notebook)  # resumed: the next pod starts a fresh clock
         now = self.now()
+        pod = self._pod(notebook)
+        pod_seen = (_pod_state(pod), _uid(pod))
         tracked = self._tracked.get(request)
         if tracked is not None and tracked.uid != notebook.uid:
             tracked = None  # a new notebook of the same name
-        probed_recently = tracked is not None and tracked.policy_version == loaded.version
+        probed_recently = (
+            tracked is not None
+            and tracked.policy_version == loaded.version
+            and tracked.pod == pod_seen  # the pod started, stopped or was replaced: look now
+        )
         if tracked is not None and probed_recently and now < tracked.next_probe:
             return Result(requeue_after=(tracked.next_probe - now).total_seconds())
         previous = tracked.state if tracked is not None else ActivityState()
-        observation = await self._observe(notebook, loaded.policy)
+        observation = await self._observe(notebook, raw, pod, loaded.policy)
         decision = decide(previous, observation, loaded.policy, now)
+        failures = 0
+        if decision.reason is Reason.PROBE_FAILED:
+            same_pod = tracked is not None and tracked.pod == pod_seen
+            failures = (tracked.failures if tracked is not None and same_pod else 0) + 1
         # Remembered as due again until the writes below succeed: a retry after a failed write
         # probes and decides afresh instead of waiting out the interval.
-        tracked = _Tracked(notebook.uid, decision.state, now, loaded.version)
+        tracked = _Tracked(notebook.uid, decision.state, now, loaded.version, pod_seen, failures)
         self._tracked[request] = tracked
         self._count_idle(request, decision.status == TRUE)
         log.debug(
@@ -222,7 +246,7 @@ class IdleReconciler:
         await self._apply_status(notebook, raw, decision, now if decision.ssh_active else None)
         if decision.reclaim is not None:
             return await self._reclaim(request, notebook, raw, decision, loaded.policy)
-        interval = loaded.policy.probe_interval
+        interval = _next_probe_in(loaded.policy.probe_interval, failures)
         self._tracked[request] = replace(tracked, next_probe=now + interval)
         return Result(requeue_after=interval.total_seconds())
 
@@ -242,12 +266,22 @@ class IdleReconciler:
 
     # --- observing ------------------------------------------------------------------------
 
-    async def _observe(self, notebook: Notebook, policy: IdlePolicy) -> Observation:
-        pod = self._pod(notebook)
+    async def _observe(
+        self, notebook: Notebook, raw: JsonDict, pod: JsonDict | None, policy: IdlePolicy
+    ) -> Observation:
         state = _pod_state(pod)
+        stored = self._written.status(Request(notebook.namespace, notebook.name), raw)
+        # What outlives this process: the pod's own record of when it stopped being Ready, and
+        # the SSH session an earlier pass (maybe another controller's) wrote to the status.
+        seen = Observation(
+            state,
+            _uid(pod),
+            pod_started=None if pod is None else _pod_started(pod),
+            not_ready_since=_pod_not_ready_since(pod),
+            ssh_recorded=_time_or_none((stored.get("ssh") or {}).get("lastSshClientActivity")),
+        )
         if pod is None or state is not PodState.READY:
-            return Observation(state, _uid(pod))
-        started = _pod_started(pod)
+            return seen
         timeout = policy.probe_timeout.total_seconds()
         jupyter_probe = self.probe().probe(
             namespace=notebook.namespace,
@@ -256,11 +290,11 @@ class IdleReconciler:
             request_timeout=timeout,
         )
         if not notebook.spec.ssh_enabled:
-            return Observation(state, _uid(pod), await jupyter_probe, pod_started=started)
+            return replace(seen, jupyter=await jupyter_probe)
         async with asyncio.TaskGroup() as group:
             jupyter = group.create_task(jupyter_probe)
             ssh = group.create_task(self._ssh_activity(pod, timeout))
-        return Observation(state, _uid(pod), jupyter.result(), ssh.result(), pod_started=started)
+        return replace(seen, jupyter=jupyter.result(), ssh=ssh.result())
 
     def _pod(self, notebook: Notebook) -> JsonDict | None:
         pod = self.pods.get(notebook.namespace, pod_name(notebook.name))
@@ -296,7 +330,9 @@ class IdleReconciler:
         """Apply our part of the status when it differs from the cache's.
 
         Fields this manager stops sending are removed by the server, so the Idle condition goes
-        away with `decision=None` while lastSshClientActivity is always sent again.
+        away with `decision=None`, and lastSshClientActivity, sent again on every write while
+        SSH is enabled, goes when SSH is turned off (with the rest of `status.ssh`, which the
+        status reconciler stops sending then).
         """
         request = Request(notebook.namespace, notebook.name)
         status = self._written.status(request, raw)
@@ -305,6 +341,8 @@ class IdleReconciler:
         )
         stored_ssh = (status.get("ssh") or {}).get("lastSshClientActivity")
         ssh_activity = rfc3339(ssh_seen_at) if ssh_seen_at is not None else stored_ssh
+        if not notebook.spec.ssh_enabled:
+            ssh_activity = None
         condition = _condition(decision, current, self.now()) if decision is not None else None
         if _same_condition(condition, current) and ssh_activity == stored_ssh:
             return
@@ -404,6 +442,32 @@ def _uid(obj: JsonDict | None) -> str | None:
 def _pod_started(pod: JsonDict) -> datetime | None:
     started = (pod.get("status") or {}).get("startTime")
     return parse_time(started) if isinstance(started, str) else None
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def _pod_not_ready_since(pod: JsonDict | None) -> datetime | None:
+    """When the pod's Ready condition turned to what it is now, if that isn't True: the
+    kubelet's record of the current not-Ready stretch (from the pod's start for a pod that was
+    never Ready), which a restarted controller reads back unchanged."""
+    conditions = ((pod or {}).get("status") or {}).get("conditions") or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") == "True":
+        return None
+    return _time_or_none(ready.get("lastTransitionTime"))
+
+
+def _next_probe_in(interval: timedelta, failures: int) -> timedelta:
+    """The probe interval; after `failures` failed probes in a row, 2 s, 4 s, 8 s, ... up to it."""
+    if failures <= 0:
+        return interval
+    backoff: timedelta = FIRST_RETRY * (1 << min(failures - 1, 20))
+    return min(interval, backoff)
 
 
 def _pod_state(pod: JsonDict | None) -> PodState:
@@ -509,7 +573,8 @@ def register(
 
 
 def _pod_owner(notebooks: Store) -> Callable[[JsonDict], list[Request]]:
-    """A pod's readiness changing wakes its notebook (probing still waits for its interval)."""
+    """Any event of a notebook's pod wakes it; a change of the pod's state (scheduled, Ready,
+    not Ready, gone, replaced) is judged at once, other events wait for the probe interval."""
 
     def mapper(pod: JsonDict) -> list[Request]:
         label = (pod["metadata"].get("labels") or {}).get(NAME_LABEL)

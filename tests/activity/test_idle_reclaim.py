@@ -32,6 +32,7 @@ from tests.e2e.controller import (
     condition,
     controller_writes,
     get,
+    iso_now,
     wait_condition,
 )
 from tests.kube import Cluster, wait_for
@@ -250,3 +251,96 @@ def test_suspend_field_opt_out_and_policy_hot_reload(
     time.sleep(4)
     still = get(cluster, namespace, "notebook", NB)
     assert still is not None and still["spec"]["suspend"] is False
+
+
+def paused(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    found = get(cluster, namespace, "notebook", name)
+    return found if found is not None and found["spec"].get("runMode") == "paused" else None
+
+
+def policy_loaded(controller: ControllerProcess, **fields: Any) -> bool:
+    """The controller logged loading a policy with these values (after any earlier one)."""
+    loads = [line for line in controller.log_lines() if line.get("event") == "idle policy loaded"]
+    return bool(loads) and all(loads[-1].get(key) == value for key, value in fields.items())
+
+
+def test_a_pause_after_resuming_a_reclaimed_notebook_is_the_users(
+    cluster: Cluster, namespace: str, server: JupyterServer, controller: ControllerProcess
+) -> None:
+    """reclaimed-at goes on resume even where the policy no longer applies, so a later pause by
+    the user reads as Suspended, not IdleReclaimed."""
+    cluster.apply(notebook(NB), namespace)
+    wait_for(lambda: paused(cluster, namespace, NB), timeout=90, message="the notebook reclaimed")
+    wait_condition(cluster, namespace, NB, "Suspended", "True", "IdleReclaimed", timeout=30)
+
+    # the admin turns reclamation off; then the user resumes the notebook
+    cluster.apply(policy(enabled="false"), namespace)
+    wait_for(
+        lambda: policy_loaded(controller, enabled=False),
+        timeout=30,
+        message="the controller to load the disabled policy",
+    )
+    patch_notebook(cluster, namespace, NB, {"runMode": "running"})
+
+    def annotation_gone() -> bool:
+        found = get(cluster, namespace, "notebook", NB) or {}
+        return RECLAIMED_AT_ANNOTATION not in (found.get("metadata", {}).get("annotations") or {})
+
+    wait_for(annotation_gone, timeout=30, message="reclaimed-at removed on resume")
+    wait_condition(cluster, namespace, NB, "Ready", "True", timeout=60)
+
+    # the user pauses it: their pause, not a reclaim
+    patch_notebook(cluster, namespace, NB, {"runMode": "paused"})
+    wait_condition(cluster, namespace, NB, "Suspended", "True", "Suspended", timeout=30)
+    found = get(cluster, namespace, "notebook", NB)
+    assert found is not None
+    assert RECLAIMED_AT_ANNOTATION not in (found["metadata"].get("annotations") or {})
+
+
+def test_turning_ssh_off_removes_status_ssh(
+    cluster: Cluster, namespace: str, server: JupyterServer, controller: ControllerProcess
+) -> None:
+    """status.ssh.lastSshClientActivity is the idle manager's; with SSH off it stops sending it
+    and server-side apply removes it (with the rest of status.ssh, the status manager's)."""
+    cluster.apply(policy(idleTimeout="5m", reclaimGrace="5m"), namespace)
+    body = notebook(NB)
+    body["spec"]["ssh"] = {"enabled": True, "authorized_keys": ["user-key"]}
+    cluster.apply(body, namespace)
+    # KWOK runs no kubelet to exec in: the SSH probe fails there, nothing is idle
+    wait_condition(cluster, namespace, NB, "Idle", "Unknown", "SshProbeFailed", timeout=60)
+
+    # What the idle manager writes when its probe sees an SSH client (the real node shows that;
+    # here its apply is made for it): the same field manager, its Idle condition kept.
+    seen = get(cluster, namespace, "notebook", NB)
+    own = {
+        "apiVersion": "tensorstack.dev/v1beta1",
+        "kind": "Notebook",
+        "metadata": {"name": NB},
+        "status": {
+            "conditions": [condition(seen, "Idle")],
+            "ssh": {"lastSshClientActivity": iso_now()},
+        },
+    }
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "--server-side",
+        "--subresource=status",
+        "--field-manager=notebook-controller-idle",
+        "-f",
+        "-",
+        input=json.dumps(own),
+    )
+    found = get(cluster, namespace, "notebook", NB)
+    assert found is not None and "lastSshClientActivity" in found["status"]["ssh"]
+    assert "serviceName" in found["status"]["ssh"]
+
+    patch_notebook(cluster, namespace, NB, {"ssh": {"enabled": False}})
+    wait_for(
+        lambda: "ssh" not in ((get(cluster, namespace, "notebook", NB) or {}).get("status") or {}),
+        timeout=30,
+        message="status.ssh to go once SSH is off",
+    )
+    # and the probe goes on without SSH
+    wait_condition(cluster, namespace, NB, "Idle", "False", "RecentActivity", timeout=30)
