@@ -657,6 +657,13 @@ omitStages: ["RequestReceived"]
 rules:
 - level: Metadata
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
+# Reads by ServiceAccounts (tests/deploy/test_rbac_audit.py needs every request an installed
+# controller makes), except the control plane's own in kube-system: a few lines per informer.
+- level: None
+  userGroups: ["system:serviceaccounts:kube-system"]
+- level: Metadata
+  verbs: ["get", "list", "watch"]
+  userGroups: ["system:serviceaccounts"]
 - level: None
 """
 
