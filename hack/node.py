@@ -121,12 +121,6 @@ def enabled() -> bool:
     return os.environ.get("NBCTL_REAL_NODE", "1") not in ("0", "false", "no", "")
 
 
-def say(msg: str) -> None:
-    import sys
-
-    print(f"cluster: {msg}", file=sys.stderr, flush=True)
-
-
 def sh(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)

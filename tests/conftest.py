@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.kube import Cluster, external_cluster, local_cluster, wait_for
-from tests.realnode import REAL_NODE, REAL_NODE_NAMESPACE_ANNOTATIONS
+from tests.realnode import REAL_NODE, REAL_NODE_NAMESPACE_ANNOTATIONS, built_image
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -119,3 +119,9 @@ def real_namespace(cluster: Cluster, namespace: str, real_node: str) -> str:
         *(f"{k}={v}" for k, v in REAL_NODE_NAMESPACE_ANNOTATIONS.items()),
     )
     return namespace
+
+
+@pytest.fixture(scope="session")
+def notebook_image(cluster: Cluster) -> str:
+    """The standard notebook image in the local registry, pinned to its pushed digest."""
+    return built_image("notebook")[0]

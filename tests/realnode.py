@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
-from tests.kube import Cluster, wait_for
+from tests.kube import ROOT, Cluster, wait_for
 
 REAL_NODE = "real-node-0"
 NODE_IP = "10.244.64.1"
@@ -95,3 +96,22 @@ def waiting_reason(p: dict[str, Any]) -> str | None:
         if waiting:
             return str(waiting.get("reason"))
     return None
+
+
+def built_image(name: str) -> tuple[str, str]:
+    """`hack/images.sh build NAME` (rebuilt only if its inputs changed, pushed if the registry
+    lacks it), then the reference pinned to the pushed digest: tags are reused, and the real
+    node may hold an older build under the same tag. Returns (pinned ref, the build's stderr)."""
+    images = str(ROOT / "hack" / "images.sh")
+    build = subprocess.run(
+        [images, "build", name], capture_output=True, text=True, cwd=ROOT, timeout=1800
+    )
+    if build.returncode != 0:
+        raise AssertionError(
+            f"hack/images.sh build {name} failed (exit {build.returncode}):\n"
+            f"{build.stderr[-3000:]}\n{build.stdout[-3000:]}"
+        )
+    pinned = subprocess.run(
+        [images, "pinned", name], capture_output=True, text=True, cwd=ROOT, timeout=60, check=True
+    )
+    return pinned.stdout.strip(), build.stderr

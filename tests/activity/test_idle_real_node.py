@@ -24,28 +24,12 @@ from notebook_controller.activity.jupyter import parse_time
 from tests.activity.jupyter import free_port
 from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess, condition, get, sleep_until, wait_condition
-from tests.kube import ROOT, Cluster, wait_for
+from tests.kube import Cluster, wait_for
 from tests.realnode import NODE_IP, TEST_IMAGE
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
-NOTEBOOK_IMAGE = "registry.nbctl.local/notebook:1"
 POLICY = "idle-policy"
-
-
-@pytest.fixture(scope="module")
-def notebook_image(cluster: Cluster) -> str:
-    """`hack/images.sh build notebook`: built if its inputs changed, pushed if missing."""
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "images.sh"), "build", "notebook"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=1500,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"hack/images.sh build notebook failed:\n{proc.stderr}")
-    return NOTEBOOK_IMAGE
 
 
 @pytest.fixture

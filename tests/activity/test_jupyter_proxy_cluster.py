@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -33,14 +32,13 @@ from notebook_controller.runtime.kube import KubeClient, in_cluster
 from tests.activity.jupyter import free_port, notebook_prefix
 from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess, condition, get, wait_condition
-from tests.kube import ROOT, Cluster, wait_for
+from tests.kube import Cluster, wait_for
 from tests.realnode import REAL_NODE, wait_ready
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 T = TypeVar("T")
 
-NOTEBOOK_IMAGE = "registry.nbctl.local/notebook:1"
 NB = "proxied"
 POD = f"managed-notebook-{NB}-0"
 SERVICE = f"managed-notebook-http-{NB}"
@@ -58,22 +56,6 @@ WITHOUT_THE_EXTENSION = [
 XSRF = ["-H", "X-XSRFToken: nbctl-test", "-b", "_xsrf=nbctl-test"]
 
 
-@pytest.fixture(scope="module")
-def notebook_image(cluster: Cluster) -> str:
-    """`hack/images.sh build notebook`: built if its inputs changed, pushed if the registry
-    doesn't hold it (a fresh cluster's registry has only pause and testimage)."""
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "images.sh"), "build", "notebook"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=1500,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"hack/images.sh build notebook failed:\n{proc.stderr}")
-    return NOTEBOOK_IMAGE
-
-
 @pytest.fixture
 async def kube(cluster: Cluster) -> AsyncIterator[KubeClient]:
     """The controller's own client, with the admin kubeconfig."""
@@ -81,11 +63,11 @@ async def kube(cluster: Cluster) -> AsyncIterator[KubeClient]:
         yield client
 
 
-def jupyter_pod(namespace: str, args: list[str] | None = None) -> dict[str, Any]:
+def jupyter_pod(namespace: str, image: str, args: list[str] | None = None) -> dict[str, Any]:
     prefix = notebook_prefix(namespace, NB)
     container: dict[str, Any] = {
         "name": "notebook",
-        "image": NOTEBOOK_IMAGE,
+        "image": image,
         "env": [{"name": "NB_PREFIX", "value": prefix}],
         "ports": [{"name": "http", "containerPort": 8888}],
         "readinessProbe": {
@@ -144,7 +126,7 @@ async def test_the_probe_reads_jupyter_through_the_api_server_proxy(
     route = choose_route(url_template=None, in_cluster=in_cluster())
     assert route.mode is ProbeMode.APISERVER_PROXY, route
 
-    cluster.apply(jupyter_pod(namespace, WITHOUT_THE_EXTENSION), namespace)
+    cluster.apply(jupyter_pod(namespace, notebook_image, WITHOUT_THE_EXTENSION), namespace)
     cluster.apply(http_service(SERVICE, {"app": NB}), namespace)
     pod = await asyncio.to_thread(wait_ready, cluster, namespace, POD, 240)
     assert pod["spec"]["nodeName"] == REAL_NODE
@@ -227,9 +209,9 @@ async def test_the_probe_reads_jupyter_through_the_api_server_proxy(
 # --- the controller, run outside the cluster ----------------------------------------------
 
 
-def notebook(namespace: str) -> dict[str, Any]:
+def notebook(namespace: str, image: str) -> dict[str, Any]:
     """A Notebook with the standard image, nothing overridden."""
-    container = {"name": "notebook", "image": NOTEBOOK_IMAGE}
+    container = {"name": "notebook", "image": image}
     return {
         "apiVersion": "tensorstack.dev/v1beta1",
         "kind": "Notebook",
@@ -298,7 +280,7 @@ def test_the_controller_outside_the_cluster_probes_through_the_api_server(
         "/api/v1/namespaces/{namespace}/services/{service}:80/proxy{prefix}"
     )
 
-    cluster.apply(notebook(namespace), namespace)
+    cluster.apply(notebook(namespace, notebook_image), namespace)
     wait_condition(cluster, namespace, NB, "Ready", "True", timeout=240)
     # Idle=False needs an answer from Jupyter: a failed probe would be Unknown/ProbeFailed.
     active = wait_condition(cluster, namespace, NB, "Idle", "False", "RecentActivity", timeout=60)

@@ -31,7 +31,7 @@ import yaml
 from tests.crd import notebook_crd  # noqa: F401  (session fixture)
 from tests.e2e.controller import AUDIT_LOG, WRITE_VERBS, audit_position, condition, get, items, seed
 from tests.kube import ROOT, Cluster, wait_for
-from tests.realnode import REAL_NODE
+from tests.realnode import REAL_NODE, built_image
 
 # the first test also builds the image (fast when its inputs did not change)
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
@@ -138,16 +138,8 @@ def reconcile_successes(metrics: str) -> float:
 @pytest.fixture(scope="session")
 def controller_image() -> str:
     """`hack/images.sh build notebook-controller`: built (if its inputs changed) and pushed."""
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "images.sh"), "build", "notebook-controller"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=1500,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"hack/images.sh build notebook-controller failed:\n{proc.stderr}")
-    for line in proc.stderr.splitlines():
+    _, log = built_image("notebook-controller")
+    for line in log.splitlines():
         if "notebook-controller:" in line and "MB" in line:
             report(line.removeprefix("images: "))
     return f"registry.nbctl.local/notebook-controller:{project_version()}"

@@ -4,7 +4,6 @@ headless Chromium, and the artifacts folder."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess
-from tests.kube import ROOT, Cluster
+from tests.kube import Cluster
 from tests.product.browser import Chromium
 from tests.product.notebooks import ARTIFACTS
 
@@ -22,34 +21,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"report_{report.when}", report)  # type: ignore[attr-defined]
     return report
-
-
-@pytest.fixture(scope="session")
-def notebook_image(cluster: Cluster) -> str:
-    """`registry.nbctl.local/notebook:1` in the local registry: built (or found up to date) and
-    pushed by hack/images.sh, which `hack/cluster.sh up` does not do for this image."""
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "images.sh"), "build", "notebook"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=1800,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"hack/images.sh build notebook failed (exit {proc.returncode}):\n"
-            f"{proc.stderr[-3000:]}\n{proc.stdout[-3000:]}"
-        )
-    # pinned to the pushed digest: the real node may hold an older `notebook:1`
-    pinned = subprocess.run(
-        [str(ROOT / "hack" / "images.sh"), "pinned", "notebook"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=True,
-    )
-    return pinned.stdout.strip()
 
 
 @pytest.fixture
