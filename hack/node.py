@@ -21,6 +21,7 @@ Standard library only. Imported by hack/cluster.py.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -137,6 +138,7 @@ def sh(*args: str, check: bool = True, timeout: float = 60) -> subprocess.Comple
 # --------------------------------------------------------------------------- host checks
 
 
+@functools.cache
 def cgroup_mode() -> str:
     """'v2' (unified), 'hybrid' (v1 controllers + a v2 mount) or 'v1'."""
     fs = sh("stat", "-fc", "%T", "/sys/fs/cgroup", check=False).stdout.strip()
@@ -828,8 +830,9 @@ def leftovers(
     pre_paths = set(base["paths"]) if base else set()
     left += [f"path {p}" for p in OUTSIDE_PATHS if p not in pre_paths and os.path.lexists(p)]
     if base is not None:
+        current = read_sysctls()
         for name, value in base["sysctls"].items():
-            now = read_sysctls().get(name)
+            now = current.get(name)
             if now is not None and now != value:
                 left.append(f"sysctl {name}={now} (was {value})")
     return left
