@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -28,12 +28,3 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def jupyter_user(http: aiohttp.ClientSession, jupyter_server: JupyterServer) -> JupyterUser:
     return JupyterUser(http, jupyter_server)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    setattr(item, f"report_{report.when}", report)  # read by fixtures that dump logs on failure
-    return report

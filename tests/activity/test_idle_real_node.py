@@ -54,11 +54,7 @@ def controller(
         health_port=free_port(),
     )
     yield running
-    running.stop()
-    call = getattr(request.node, "report_call", None)
-    if call is None or call.failed:
-        print("--- controller log (last 150 lines) ---")
-        print("\n".join(running.log_path.read_text(errors="replace").splitlines()[-150:]))
+    running.stop_and_report(request)
 
 
 def policy(**data: str) -> dict[str, Any]:

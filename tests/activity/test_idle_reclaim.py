@@ -120,11 +120,7 @@ def controller(
     )
     running.start()
     yield running
-    running.stop()
-    call = getattr(request.node, "report_call", None)
-    if call is None or call.failed:
-        print("--- controller log (last 150 lines) ---")
-        print("\n".join(running.log_path.read_text(errors="replace").splitlines()[-150:]))
+    running.stop_and_report(request)
 
 
 def idle_condition(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:

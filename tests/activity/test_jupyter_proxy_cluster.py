@@ -255,11 +255,7 @@ def controller(
     )
     running.start()
     yield running
-    running.stop()
-    call = getattr(request.node, "report_call", None)
-    if call is None or call.failed:
-        print("--- controller log (last 150 lines) ---")
-        print("\n".join(running.log_path.read_text(errors="replace").splitlines()[-150:]))
+    running.stop_and_report(request)
 
 
 def test_the_controller_outside_the_cluster_probes_through_the_api_server(

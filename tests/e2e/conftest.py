@@ -19,13 +19,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
-    report = yield
-    setattr(item, f"report_{report.when}", report)  # type: ignore[attr-defined]
-    return report
-
-
 @pytest.fixture
 def controller(
     cluster: Cluster,
@@ -43,9 +36,4 @@ def controller(
     )
     process.start()
     yield process
-    process.stop()
-    failed = getattr(request.node, "report_call", None)
-    if failed is not None and failed.failed:
-        tail = process.log_path.read_text(errors="replace").splitlines()[-200:]
-        print(f"--- controller log ({process.log_path}), last 200 lines ---")
-        print("\n".join(tail))
+    process.stop_and_report(request, lines=200)

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.kube import ROOT, Cluster, wait_for
 
 SEEDS = ROOT / "tests" / "api" / "seed"
@@ -83,6 +85,15 @@ class ControllerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=30)
+
+    def stop_and_report(self, request: pytest.FixtureRequest, lines: int = 150) -> None:
+        """Stop; if the test failed (or never ran its body), print the log's last lines."""
+        self.stop()
+        call = getattr(request.node, "report_call", None)
+        if call is None or call.failed:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+            print(f"--- controller log ({self.log_path}), last {lines} lines ---")
+            print("\n".join(tail))
 
     def metrics(self) -> dict[str, float]:
         """The samples of the controller's /metrics, by `name{labels}` as exposed."""

@@ -16,13 +16,6 @@ from tests.product.browser import Chromium
 from tests.product.notebooks import ARTIFACTS
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
-    report = yield
-    setattr(item, f"report_{report.when}", report)  # type: ignore[attr-defined]
-    return report
-
-
 @pytest.fixture
 def controller_args() -> list[str]:
     """Extra flags for the controller; modules override this fixture (e.g. an idle policy)."""
@@ -43,12 +36,7 @@ def controller(
     )
     process.start()
     yield process
-    process.stop()
-    call = getattr(request.node, "report_call", None)
-    if call is not None and call.failed:
-        tail = process.log_path.read_text(errors="replace").splitlines()[-150:]
-        print(f"--- controller log ({process.log_path}), last 150 lines ---")
-        print("\n".join(tail))
+    process.stop_and_report(request)
 
 
 @pytest.fixture
