@@ -49,8 +49,12 @@ refresh-podspec: venv
 	$(PY) -m notebook_controller.api.podspec --version $$(sed -n 's/^KUBERNETES_VERSION=//p' hack/cluster/versions.env)
 	$(MAKE) manifests
 
+# Micro-benchmarks, then the cluster benchmark (N=100 and 1000 beside a bare client's limit;
+# BENCH_N="100" for one size): .bench/latest.json and .bench/bench.png. Needs the local cluster.
 bench: venv
+	$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
 	$(PY) hack/bench.py
+	$(PY) hack/bench_cluster.py
 
 clean:
 	hack/cluster.sh down || true

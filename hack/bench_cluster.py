@@ -1,0 +1,541 @@
+"""`make bench`, cluster part: the controller against the fastest any controller could be.
+
+For each N (default 100 and 1000; `BENCH_N="100"` for one), in fresh namespaces of the shared
+local cluster (`KUBECONFIG`, else `.cluster/kubeconfig`):
+
+- the limit: a bare client creates the StatefulSets and Services the controller would make for N
+  notebooks (the same builders' objects, without an owner), 16 requests in flight; timed until N
+  StatefulSets exist and N pods are Running;
+- the controller: `python -m notebook_controller run --namespaces=<ns>` as a subprocess; N
+  notebooks created through the API, 16 requests in flight; timed until N StatefulSets exist and
+  N notebooks are `Ready=True`. Its writes come from the API server's audit log
+  (`.cluster/audit.log`, user agent `notebook-controller`), split by kind, from creation to
+  Ready and then in a quiet stretch; its CPU from /proc/<pid>/stat, its peak RSS from VmHWM.
+
+Figures, not assertions. Writes `.bench/latest.json` and `.bench/bench.png` (with matplotlib,
+the `bench` extra). `BENCH_QUIET=<s>` sets the quiet stretch (default 60 s), `BENCH_PROFILE=1`
+runs the controller under cProfile (`.bench/controller-<N>.prof`; slower: times mean less).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from notebook_controller.api.models import GROUP, KIND, PLURAL, VERSION, Notebook  # noqa: E402
+from notebook_controller.builders import services, workload  # noqa: E402
+from notebook_controller.runtime.informer import FunctionHandler, Informer  # noqa: E402
+from notebook_controller.runtime.kube import KubeClient, ResourceKind  # noqa: E402
+
+OUT = ROOT / ".bench"
+AUDIT_LOG = ROOT / ".cluster" / "audit.log"
+NOTEBOOKS = ResourceKind(GROUP, VERSION, PLURAL, KIND)
+STATEFULSETS = ResourceKind("apps", "v1", "statefulsets", "StatefulSet")
+SERVICES = ResourceKind("", "v1", "services", "Service")
+PODS = ResourceKind("", "v1", "pods", "Pod")
+SERVICEACCOUNTS = ResourceKind("", "v1", "serviceaccounts", "ServiceAccount")
+NAMESPACES = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
+CONCURRENCY = 16
+CONTROLLER_AGENT = "notebook-controller"
+BENCH_AGENT = "notebook-bench"
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+JsonDict = dict[str, Any]
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def notebook_body(index: int) -> JsonDict:
+    return {
+        "apiVersion": NOTEBOOKS.api_version,
+        "kind": NOTEBOOKS.kind,
+        "metadata": {"name": f"nb-{index:04d}"},
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "notebook", "image": "t9kpublic/jupyter:1"}]}
+            }
+        },
+    }
+
+
+def children(namespace: str, index: int) -> tuple[JsonDict, JsonDict]:
+    """What the controller makes for notebook `index`, unowned (GC would remove orphans)."""
+    raw = notebook_body(index)
+    raw["metadata"].update({"namespace": namespace, "uid": str(uuid.uuid4())})
+    notebook = Notebook.model_validate(raw)
+    made = workload.statefulset(notebook), services.http_service(notebook)
+    for obj in made:
+        obj["metadata"].pop("ownerReferences", None)
+    return made
+
+
+async def bounded(jobs: Iterable[Callable[[], Awaitable[object]]]) -> None:
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(job: Callable[[], Awaitable[object]]) -> None:
+        async with limit:
+            await job()
+
+    async with asyncio.TaskGroup() as group:
+        for job in jobs:
+            group.create_task(one(job))
+
+
+# --- watching what happens ------------------------------------------------------------------
+
+
+@dataclass
+class Timeline:
+    """When each object first met a condition, seconds after `start`."""
+
+    start: float
+    seen: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, obj: JsonDict) -> None:
+        name = obj["metadata"]["name"]
+        if name not in self.seen:
+            self.seen[name] = time.monotonic() - self.start
+
+    def count(self) -> int:
+        return len(self.seen)
+
+    def at(self, n: int) -> float | None:
+        times = sorted(self.seen.values())
+        return times[n - 1] if len(times) >= n else None
+
+    def curve(self) -> list[float]:
+        return sorted(self.seen.values())
+
+
+def _running(pod: JsonDict) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running"
+
+
+def _ready(notebook: JsonDict) -> bool:
+    conditions = (notebook.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _always(_: JsonDict) -> bool:
+    return True
+
+
+class Watcher:
+    """Informers on one namespace that mark each object's first time meeting a predicate."""
+
+    def __init__(self, client: KubeClient, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.informers: list[Informer] = []
+        self.start = time.monotonic()
+        self.timelines: dict[str, Timeline] = {}
+
+    def track(self, label: str, kind: ResourceKind, predicate: Callable[[JsonDict], bool]) -> None:
+        informer = Informer(self.client, kind, namespaces=[self.namespace])
+        timeline = self.timelines.setdefault(label, Timeline(self.start))
+
+        def on(obj: JsonDict) -> None:
+            if predicate(obj):
+                timeline.mark(obj)
+
+        informer.add_handler(FunctionHandler(add=on, update=lambda _, new: on(new)))
+        self.informers.append(informer)
+
+    def restart_clock(self) -> None:
+        self.start = time.monotonic()
+        for timeline in self.timelines.values():
+            timeline.start = self.start
+            timeline.seen.clear()
+
+    async def until(self, label: str, n: int, progress: Callable[[], str]) -> float:
+        last_report = 0.0
+        while (reached := self.timelines[label].at(n)) is None:
+            await asyncio.sleep(0.2)
+            if time.monotonic() - last_report >= 5:
+                last_report = time.monotonic()
+                say(progress())
+        return reached
+
+
+# --- the controller process -----------------------------------------------------------------
+
+
+class ControllerProcess:
+    def __init__(self, kubeconfig: str, namespace: str, log_path: Path, profile: Path | None):
+        self.log_path = log_path
+        prefix = [sys.executable]
+        if profile is not None:
+            prefix += ["-m", "cProfile", "-o", str(profile)]
+        command = [
+            *prefix,
+            "-m",
+            "notebook_controller",
+            "run",
+            f"--kubeconfig={kubeconfig}",
+            f"--namespaces={namespace}",
+            "--log-format=json",
+            "--health-address=127.0.0.1:0",
+            "--graceful-shutdown-timeout=5",
+        ]
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory_kb(self, field_name: str) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        found = re.search(rf"^{field_name}:\s+(\d+) kB", status, re.MULTILINE)
+        return int(found.group(1)) if found else 0
+
+    async def synced(self, within: float = 120) -> None:
+        deadline = time.monotonic() + within
+        while "caches synced" not in self.log_path.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the controller did not start: see {self.log_path}")
+            await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# --- audit log ------------------------------------------------------------------------------
+
+
+def audit_position() -> int:
+    return AUDIT_LOG.stat().st_size if AUDIT_LOG.exists() else 0
+
+
+def controller_writes(namespace: str, start: int, end: int) -> Counter[str]:
+    """The controller's write requests in `namespace` between two audit log offsets, by
+    `verb resource[/subresource]`."""
+    counted: Counter[str] = Counter()
+    with AUDIT_LOG.open("rb") as log:
+        log.seek(start)
+        while log.tell() < end and (raw := log.readline()):
+            if b'"ResponseComplete"' not in raw or namespace.encode() not in raw:
+                continue
+            event = json.loads(raw)
+            ref = event.get("objectRef") or {}
+            if (
+                event.get("stage") != "ResponseComplete"
+                or event.get("verb") not in WRITE_VERBS
+                or ref.get("namespace") != namespace
+                or not str(event.get("userAgent", "")).startswith(CONTROLLER_AGENT)
+            ):
+                continue
+            kind = ref.get("resource", "?") + (
+                f"/{ref['subresource']}" if "subresource" in ref else ""
+            )
+            counted[f"{event['verb']} {kind}"] += 1
+    return counted
+
+
+# --- one N ----------------------------------------------------------------------------------
+
+
+async def make_namespace(client: KubeClient, name: str) -> None:
+    await client.create(
+        NAMESPACES, None, {"metadata": {"name": name, "labels": {"nbctl-bench": "true"}}}
+    )
+    # pods need the namespace's default ServiceAccount (the controller-manager makes it)
+    for _ in range(600):
+        if await client.get(SERVICEACCOUNTS, name, "default") is not None:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"no default ServiceAccount in {name} after 2 minutes: is the cluster up?")
+
+
+async def run_limit(client: KubeClient, n: int, run_id: str) -> JsonDict:
+    namespace = f"bench-limit-{n}-{run_id}"
+    await make_namespace(client, namespace)
+    say(f"N={n} limit: bare client creates {n} StatefulSets + {n} Services in {namespace}")
+    watcher = Watcher(client, namespace)
+    watcher.track("statefulsets", STATEFULSETS, _always)
+    watcher.track("pods_running", PODS, _running)
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(i.run()) for i in watcher.informers]
+        for informer in watcher.informers:
+            await informer.wait_synced()
+        watcher.restart_clock()
+        objects = [children(namespace, i) for i in range(n)]
+
+        def create(sts: JsonDict, svc: JsonDict) -> Callable[[], Awaitable[object]]:
+            async def both() -> None:
+                await client.create(STATEFULSETS, namespace, sts)
+                await client.create(SERVICES, namespace, svc)
+
+            return both
+
+        def progress() -> str:
+            t = watcher.timelines
+            return (
+                f"N={n} limit: {t['statefulsets'].count()}/{n} StatefulSets,"
+                f" {t['pods_running'].count()}/{n} pods Running"
+                f" ({time.monotonic() - watcher.start:.0f} s)"
+            )
+
+        await bounded(create(sts, svc) for sts, svc in objects)
+        sts_time = await watcher.until("statefulsets", n, progress)
+        running_time = await watcher.until("pods_running", n, progress)
+        for task in tasks:
+            task.cancel()
+    say(f"N={n} limit: StatefulSets exist {sts_time:.2f} s, pods Running {running_time:.1f} s")
+    await client.delete(NAMESPACES, None, namespace)
+    return {
+        "namespace": namespace,
+        "statefulsets_exist_s": round(sts_time, 2),
+        "pods_running_s": round(running_time, 2),
+        "curve_pods_running": [round(t, 2) for t in watcher.timelines["pods_running"].curve()],
+    }
+
+
+async def run_controller(
+    client: KubeClient, kubeconfig: str, n: int, run_id: str, quiet: float, profile: bool
+) -> JsonDict:
+    namespace = f"bench-ctl-{n}-{run_id}"
+    await make_namespace(client, namespace)
+    OUT.mkdir(exist_ok=True)
+    log_path = OUT / f"controller-{n}.log"
+    profile_path = OUT / f"controller-{n}.prof" if profile else None
+    controller = ControllerProcess(kubeconfig, namespace, log_path, profile_path)
+    say(f"N={n} controller: pid {controller.process.pid} on {namespace}, log {log_path}")
+    watcher = Watcher(client, namespace)
+    watcher.track("statefulsets", STATEFULSETS, _always)
+    watcher.track("pods_running", PODS, _running)
+    watcher.track("ready", NOTEBOOKS, _ready)
+    try:
+        await controller.synced()
+        startup_cpu = controller.cpu_seconds()
+        idle_rss_kb = controller.memory_kb("VmRSS")
+        say(f"N={n} controller: synced, {startup_cpu:.2f} s CPU, RSS {idle_rss_kb / 1024:.0f} MB")
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(i.run()) for i in watcher.informers]
+            for informer in watcher.informers:
+                await informer.wait_synced()
+            audit_start = audit_position()
+            cpu_start = controller.cpu_seconds()
+            watcher.restart_clock()
+
+            def create(index: int) -> Callable[[], Awaitable[object]]:
+                return lambda: client.create(NOTEBOOKS, namespace, notebook_body(index))
+
+            def progress() -> str:
+                t = watcher.timelines
+                return (
+                    f"N={n} controller: {t['statefulsets'].count()}/{n} StatefulSets,"
+                    f" {t['pods_running'].count()}/{n} pods Running,"
+                    f" {t['ready'].count()}/{n} Ready ({time.monotonic() - watcher.start:.0f} s,"
+                    f" controller CPU {controller.cpu_seconds() - cpu_start:.1f} s)"
+                )
+
+            await bounded(create(i) for i in range(n))
+            created_time = time.monotonic() - watcher.start
+            sts_time = await watcher.until("statefulsets", n, progress)
+            ready_time = await watcher.until("ready", n, progress)
+            running_time = watcher.timelines["pods_running"].at(n)
+            converge_cpu = controller.cpu_seconds() - cpu_start
+            await asyncio.sleep(5)  # the last writes reach the audit log
+            audit_ready = audit_position()
+            cpu_quiet_start = controller.cpu_seconds()
+            say(
+                f"N={n} controller: all Ready at {ready_time:.1f} s; quiet stretch of {quiet:.0f} s"
+            )
+            await asyncio.sleep(quiet)
+            quiet_cpu = controller.cpu_seconds() - cpu_quiet_start
+            await asyncio.sleep(2)
+            audit_end = audit_position()
+            peak_rss_kb = controller.memory_kb("VmHWM")
+            rss_kb = controller.memory_kb("VmRSS")
+            for task in tasks:
+                task.cancel()
+    finally:
+        controller.stop()
+    converging = controller_writes(namespace, audit_start, audit_ready)
+    quiet_writes = controller_writes(namespace, audit_ready, audit_end)
+    events = sum(count for kind, count in converging.items() if kind.endswith(" events"))
+    writes = sum(converging.values()) - events
+    status = sum(count for kind, count in converging.items() if kind.endswith("/status"))
+    say(
+        f"N={n} controller: StatefulSets exist {sts_time:.2f} s, Ready {ready_time:.1f} s,"
+        f" {writes / n:.2f} writes per notebook ({status / n:.2f} status) + {events / n:.2f}"
+        f" Events, CPU {converge_cpu:.1f} s, peak RSS {peak_rss_kb / 1024:.0f} MB,"
+        f" quiet: {sum(quiet_writes.values())} writes, {quiet_cpu:.2f} s CPU"
+    )
+    await client.delete(NAMESPACES, None, namespace)
+    return {
+        "namespace": namespace,
+        "notebooks_created_s": round(created_time, 2),
+        "statefulsets_exist_s": round(sts_time, 2),
+        "pods_running_s": round(running_time or 0, 2),
+        "ready_s": round(ready_time, 2),
+        "writes_per_notebook": round(writes / n, 2),
+        "status_writes_per_notebook": round(status / n, 2),
+        "events_per_notebook": round(events / n, 2),
+        "writes_by_kind": dict(sorted(converging.items())),
+        "quiet_seconds": quiet,
+        "quiet_writes": dict(sorted(quiet_writes.items())),
+        "quiet_cpu_s": round(quiet_cpu, 3),
+        "startup_cpu_s": round(startup_cpu, 2),
+        "cpu_s": round(converge_cpu, 2),
+        "cpu_ms_per_notebook": round(1000 * converge_cpu / n, 1),
+        "rss_synced_empty_mb": round(idle_rss_kb / 1024, 1),
+        "rss_converged_mb": round(rss_kb / 1024, 1),
+        "peak_rss_mb": round(peak_rss_kb / 1024, 1),
+        "curve_ready": [round(t, 2) for t in watcher.timelines["ready"].curve()],
+        "profile": str(profile_path) if profile_path else None,
+    }
+
+
+# --- memory by part -------------------------------------------------------------------------
+
+_PARTS = [
+    ("bare interpreter", ""),
+    ("aiohttp", "import aiohttp"),
+    ("kube client (runtime.kube and its imports)", "import notebook_controller.runtime.kube"),
+    ("pydantic", "import pydantic"),
+    ("own modules (wiring, cli)", "import notebook_controller.wiring, notebook_controller.cli"),
+]
+
+
+def memory_by_part() -> list[JsonDict]:
+    """Peak RSS after each import, in one fresh interpreter, as it grows part by part."""
+    script = ["import re", "def hwm():", "    s = open('/proc/self/status').read()",
+              "    return int(re.search(r'VmHWM:\\s+(\\d+)', s).group(1))"]  # fmt: skip
+    for label, statement in _PARTS:
+        if statement:
+            script.append(statement)
+        script.append(f"print({label!r}, hwm(), sep='\\t')")
+    found = subprocess.run(
+        [sys.executable, "-c", "\n".join(script)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    parts, previous = [], 0
+    for line in found.stdout.splitlines():
+        label, kb = line.split("\t")
+        parts.append({"part": label, "added_mb": round((int(kb) - previous) / 1024, 1)})
+        previous = int(kb)
+    return parts
+
+
+# --- the plot -------------------------------------------------------------------------------
+
+
+def plot(results: list[JsonDict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        say("matplotlib is not installed (pip install -e '.[bench]'): no plot")
+        return False
+    figure, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 3.6), squeeze=False)
+    for axis, result in zip(axes[0], results, strict=True):
+        n = result["n"]
+        for label, curve, style in (
+            ("limit: pods Running", result["limit"]["curve_pods_running"], "--"),
+            ("controller: notebooks Ready", result["controller"]["curve_ready"], "-"),
+        ):
+            axis.step([0, *curve], range(len(curve) + 1), style, where="post", label=label)
+        axis.set_title(f"N = {n}")
+        axis.set_xlabel("seconds since the first create")
+        axis.set_ylabel("count")
+        axis.grid(alpha=0.3)
+        axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    return True
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+async def bench(sizes: list[int], quiet: float, profile: bool) -> JsonDict:
+    kubeconfig = os.environ.get("KUBECONFIG") or str(ROOT / ".cluster" / "kubeconfig")
+    run_id = uuid.uuid4().hex[:5]
+    results = []
+    client = await KubeClient.from_config(kubeconfig, user_agent=BENCH_AGENT)
+    async with client:
+        for n in sizes:
+            limit = await run_limit(client, n, run_id)
+            controller = await run_controller(client, kubeconfig, n, run_id, quiet, profile)
+            result = {"n": n, "limit": limit, "controller": controller}
+            result["ratios"] = {
+                "statefulsets_exist": round(
+                    controller["statefulsets_exist_s"] / limit["statefulsets_exist_s"], 2
+                ),
+                "ready_vs_limit_pods_running": round(
+                    controller["ready_s"] / limit["pods_running_s"], 2
+                ),
+            }
+            results.append(result)
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "concurrency": CONCURRENCY,
+        "profiled": profile,
+        "memory_by_part": memory_by_part(),
+        "results": results,
+    }
+
+
+def report(data: JsonDict) -> None:
+    print(
+        "\nN     run         STS exist  Ready/Running  writes/nb (status)  CPU    peak RSS  quiet"
+    )
+    for result in data["results"]:
+        limit, ctl, n = result["limit"], result["controller"], result["n"]
+        limit_sts, limit_running = limit["statefulsets_exist_s"], limit["pods_running_s"]
+        print(f"{n:<5} limit       {limit_sts:>7.2f} s  {limit_running:>10.1f} s  {2:>9.2f}")
+        print(f"{n:<5} controller  {ctl['statefulsets_exist_s']:>7.2f} s  {ctl['ready_s']:>10.1f} s"
+              f"  {ctl['writes_per_notebook']:>9.2f} ({ctl['status_writes_per_notebook']:.2f})"
+              f"  {ctl['cpu_s']:>5.1f} s {ctl['peak_rss_mb']:>6.0f} MB"
+              f"  {sum(ctl['quiet_writes'].values())} writes"
+              f" {ctl['quiet_cpu_s']:.2f} s CPU")  # fmt: skip
+        print(f"      ratios: {result['ratios']}; writes by kind: {ctl['writes_by_kind']}")
+    print("memory by part (peak RSS growth on import):")
+    for part in data["memory_by_part"]:
+        print(f"  {part['part']:<48} {part['added_mb']:>6.1f} MB")
+
+
+def main() -> None:
+    sizes = [int(n) for n in os.environ.get("BENCH_N", "100 1000").split()]
+    quiet = float(os.environ.get("BENCH_QUIET", "60"))
+    profile = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
+    data = asyncio.run(bench(sizes, quiet, profile))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "latest.json").write_text(json.dumps(data, indent=1) + "\n")
+    report(data)
+    if plot(data["results"], OUT / "bench.png"):
+        say(f"wrote {OUT / 'latest.json'} and {OUT / 'bench.png'}")
+
+
+if __name__ == "__main__":
+    main()
