@@ -1,0 +1,3 @@
+from notebook_controller.kubectl.cli import main
+
+main()

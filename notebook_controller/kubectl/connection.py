@@ -1,0 +1,107 @@
+"""Where the plugin talks to: kubeconfig, context, namespace and impersonation, as kubectl
+takes them, for both the API client and the `kubectl` subprocesses (port-forward, logs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from notebook_controller.api.models import GROUP, KIND, PLURAL, VERSION
+from notebook_controller.runtime.kube import (
+    KubeClient,
+    ResourceKind,
+    in_cluster,
+    load_configuration,
+)
+
+NOTEBOOKS: Final = ResourceKind(GROUP, VERSION, PLURAL, KIND)
+SECRETS: Final = ResourceKind("", "v1", "secrets", "Secret")
+EVENTS: Final = ResourceKind("", "v1", "events", "Event")
+NAMESPACES: Final = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
+USER_AGENT: Final = "kubectl-notebook"
+_IN_CLUSTER_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+class PluginError(Exception):
+    """An error shown to the user as one line, `error: <message>`, exit 1."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """kubectl's connection flags, as given on the command line (None: not given)."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    impersonate: str | None = None
+
+    def resolved_namespace(self) -> str:
+        """-n, else the context's namespace, else `default` (in a pod: the pod's namespace)."""
+        if self.namespace:
+            return self.namespace
+        if self.kubeconfig is None and not os.environ.get("KUBECONFIG") and in_cluster():
+            return _IN_CLUSTER_NAMESPACE.read_text().strip()
+        try:
+            contexts, active = kube_config.list_kube_config_contexts(self.kubeconfig)
+        except (kube_config.ConfigException, OSError):
+            return "default"
+        chosen = active
+        if self.context:
+            chosen = next((c for c in contexts if c.get("name") == self.context), None)
+        found = ((chosen or {}).get("context") or {}).get("namespace")
+        return str(found) if found else "default"
+
+    def kubectl_flags(self) -> list[str]:
+        """The same target for a `kubectl` subprocess (namespace not included)."""
+        flags: list[str] = []
+        if self.kubeconfig:
+            flags.append(f"--kubeconfig={self.kubeconfig}")
+        if self.context:
+            flags.append(f"--context={self.context}")
+        if self.impersonate:
+            flags.append(f"--as={self.impersonate}")
+        return flags
+
+    def plugin_flags(self, namespace: str) -> list[str]:
+        """The same target for a nested run of this plugin (ssh's ProxyCommand)."""
+        return ["-n", namespace, *self.kubectl_flags()]
+
+    async def client(self) -> KubeClient:
+        try:
+            configuration = await self._configuration()
+        except kube_config.ConfigException as error:
+            where = self.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise PluginError(
+                f"no usable kubeconfig ({where}): {error}; pass --kubeconfig or set KUBECONFIG"
+            ) from error
+        api_client = ApiClient(configuration)
+        api_client.user_agent = USER_AGENT
+        if self.impersonate:
+            api_client.set_default_header("Impersonate-User", self.impersonate)
+        return KubeClient(api_client, timeout=30.0)
+
+    async def _configuration(self) -> Configuration:
+        if self.context is None:
+            return await load_configuration(self.kubeconfig)
+        configuration = Configuration()
+        await kube_config.load_kube_config(
+            config_file=self.kubeconfig,
+            context=self.context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+        return configuration
+
+
+def kubectl_binary() -> str:
+    """kubectl, which runs this plugin and is therefore on PATH (`$KUBECTL` overrides)."""
+    found = os.environ.get("KUBECTL") or shutil.which("kubectl")
+    if not found:
+        raise PluginError("kubectl not found on PATH: install kubectl or set KUBECTL to its path")
+    return found
