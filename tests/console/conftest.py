@@ -1,0 +1,41 @@
+"""Fixtures for the console tests: the product tests' controller, Chromium and artifacts
+fixtures (reused, not copied), and the console as a process in trusted-header mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.console.console import ConsoleProcess
+from tests.crd import notebook_crd  # noqa: F401
+from tests.kube import Cluster
+from tests.product.conftest import (  # noqa: F401
+    artifacts,
+    chromium,
+    controller,
+    controller_args,
+)
+
+
+@pytest.fixture
+def console_args(namespace: str) -> list[str]:
+    """Flags for the console; modules override this fixture."""
+    return ["--identity=header", f"--namespaces={namespace}"]
+
+
+@pytest.fixture
+def console(
+    cluster: Cluster,
+    notebook_crd: str,  # noqa: F811
+    console_args: list[str],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[ConsoleProcess]:
+    process = ConsoleProcess(
+        cluster, tmp_path / "console.log", tmp_path / "proxy-secret", console_args
+    )
+    process.start()
+    yield process
+    process.stop_and_report(request)

@@ -1,0 +1,135 @@
+"""The gateway on the real node: a user allowed to `get` the notebook reaches its JupyterLab
+through `status.url`'s path and runs a cell over a kernel WebSocket; a user without that Role
+gets 403 (HTTP and WebSocket alike, saying the same whether the notebook exists); a user header
+from outside the trusted proxy is ignored (401)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.console.console import ConsoleProcess, grant, user_session
+from tests.e2e.controller import ControllerProcess
+from tests.kube import Cluster
+from tests.product.notebooks import seed_notebook, wait_notebook_ready
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+
+NB = "notebook-sample"  # the seed's name
+
+
+async def run_cell(session: aiohttp.ClientSession, lab: str, ws_base: str, code: str) -> str:
+    """Start a kernel through `lab` (JupyterLab's REST API) and run `code` over the kernel's
+    WebSocket; the cell's stdout."""
+    async with session.get(lab + "lab") as page:
+        assert page.status == 200, (page.status, await page.text())
+    xsrf = next(c.value for c in session.cookie_jar if c.key == "_xsrf")
+    headers = {"X-XSRFToken": xsrf}
+    async with session.post(lab + "api/kernels", json={"name": "python3"}, headers=headers) as r:
+        assert r.status == 201, (r.status, await r.text())
+        kernel = (await r.json())["id"]
+    msg_id = uuid.uuid4().hex
+    request = {
+        "header": {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": "test",
+            "session": uuid.uuid4().hex,
+            "date": "",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        },
+        "buffers": [],
+        "channel": "shell",
+    }
+    output = []
+    url = f"{ws_base}api/kernels/{kernel}/channels"
+    async with asyncio.timeout(60), session.ws_connect(url) as websocket:
+        await websocket.send_str(json.dumps(request))
+        async for message in websocket:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            reply = json.loads(message.data)
+            if reply["parent_header"].get("msg_id") != msg_id:
+                continue
+            if reply["msg_type"] == "stream":
+                output.append(reply["content"]["text"])
+            if reply["msg_type"] == "execute_reply":
+                assert reply["content"]["status"] == "ok", reply["content"]
+                break
+    async with session.delete(lab + f"api/kernels/{kernel}", headers=headers) as r:
+        assert r.status == 204, r.status
+    return "".join(output)
+
+
+def test_kernel_websocket_through_the_gateway_and_403_without_access(
+    cluster: Cluster,
+    real_namespace: str,
+    controller: ControllerProcess,
+    console: ConsoleProcess,
+    notebook_image: str,
+) -> None:
+    namespace = real_namespace
+    alice, mallory = f"alice-{namespace}", f"mallory-{namespace}"
+    grant(cluster, namespace, alice, ("get", "list"))
+    cluster.apply(seed_notebook("notebook-example.yaml", notebook_image), namespace)
+    notebook = wait_notebook_ready(cluster, namespace, NB)
+    path = notebook["status"]["url"].removesuffix("lab")  # relative: no external base
+    lab = console.url.rstrip("/") + path
+    ws_base = lab.replace("http://", "ws://")
+
+    async def scenario() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with user_session(console, alice) as session:
+            began = time.monotonic()
+            seen["output"] = await run_cell(session, lab, ws_base, "print(6 * 7)")
+            seen["cell_s"] = round(time.monotonic() - began, 2)
+            async with session.get(lab + "api/status") as r:
+                seen["alice_status"] = r.status
+        async with user_session(console, mallory) as session:
+            for target in (NB, "no-such-notebook"):
+                url = lab.replace(f"/name/{NB}/", f"/name/{target}/") + "lab"
+                async with session.get(url) as r:
+                    seen[f"mallory_{target}"] = (r.status, await r.text())
+            try:
+                async with session.ws_connect(ws_base + "api/kernels/x/channels"):
+                    seen["mallory_ws"] = "connected"
+            except aiohttp.WSServerHandshakeError as error:
+                seen["mallory_ws"] = error.status
+        # alice's name without the proxy's secret: a forged header from elsewhere
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(lab + "lab", headers={"X-Forwarded-User": alice}) as r,
+        ):
+            seen["forged"] = r.status
+        return seen
+
+    seen = asyncio.run(scenario())
+    print(f"\nkernel cell through the gateway (start kernel, run, delete): {seen['cell_s']} s")
+    assert seen["output"] == "42\n", seen
+    assert seen["alice_status"] == 200, seen
+    status, text = seen[f"mallory_{NB}"]
+    assert status == 403, seen
+    assert f"{mallory} may not open notebook {NB} in namespace {namespace}" in text, text
+    # the same answer for a notebook that does not exist: existence is not revealed
+    assert seen["mallory_no-such-notebook"] == (
+        403,
+        text.replace(f"notebook {NB} ", "notebook no-such-notebook "),
+    ), seen
+    assert seen["mallory_ws"] == 403, seen
+    assert seen["forged"] == 401, seen
