@@ -91,15 +91,9 @@ class CreateForm:
         }
 
     def check_local(self) -> bool:
-        """What the API server cannot say for us: a namespace to create in, an image."""
+        """The one thing the API server cannot say for us: which namespace to create in."""
         if not self.values["namespace"]:
             self.errors["namespace"] = "choose a namespace"
-        if not self.values["image"]:
-            self.errors["image"] = "an image is required (e.g. the standard notebook image)"
-        if self.values["ssh"] and not self.values["ssh_key_secret"]:
-            self.errors["ssh_key_secret"] = (
-                "SSH needs the name of a Secret holding your public key (key ssh-publickey)"
-            )
         return not self.errors
 
     def add_refusal(self, status: int, message: str, body: Mapping[str, Any]) -> None:

@@ -39,3 +39,13 @@ def console(
     process.start()
     yield process
     process.stop_and_report(request)
+
+
+@pytest.fixture
+def second_namespace(cluster: Cluster, namespace: str) -> Iterator[str]:
+    """Another throw-away namespace (the RBAC tests need two); deleted after the test."""
+    name = f"{namespace[:50]}-b"
+    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("label", "namespace", name, "nbctl-test=true")
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
