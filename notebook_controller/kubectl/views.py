@@ -112,12 +112,14 @@ class Summary:
         )
 
     def idle_text(self, now: datetime) -> str:
+        """One word, as a table cell: `True/NoActivity`; paused: `Paused/5m` (5m ago) or
+        `Reclaimed/5m` when the idle reclaimer paused it."""
         if self.paused:
-            verb = "reclaimed" if self.reclaimed else "paused"
-            return f"{verb} {age(self.paused_at, now)} ago" if self.paused_at else verb
+            verb = "Reclaimed" if self.reclaimed else "Paused"
+            return f"{verb}/{age(self.paused_at, now)}" if self.paused_at else verb
         if not self.idle:
             return "-"
-        return f"{self.idle} ({self.idle_reason})" if self.idle_reason else self.idle
+        return f"{self.idle}/{self.idle_reason}" if self.idle_reason else self.idle
 
     def as_json(self) -> JsonDict:
         return asdict(self)
