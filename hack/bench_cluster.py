@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -33,6 +34,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -257,7 +260,11 @@ def controller_writes(namespace: str, start: int, end: int) -> Counter[str]:
 # --- one N ----------------------------------------------------------------------------------
 
 
+_created_namespaces: list[str] = []
+
+
 async def make_namespace(client: KubeClient, name: str) -> None:
+    _created_namespaces.append(name)
     await client.create(
         NAMESPACES, None, {"metadata": {"name": name, "labels": {"nbctl-bench": "true"}}}
     )
@@ -477,25 +484,32 @@ def plot(results: list[JsonDict], path: Path) -> bool:
 # --- main -----------------------------------------------------------------------------------
 
 
+async def bench_one(
+    client: KubeClient, kubeconfig: str, n: int, run_id: str, quiet: float, profile: bool
+) -> JsonDict:
+    limit = await run_limit(client, n, run_id)
+    controller = await run_controller(client, kubeconfig, n, run_id, quiet, profile)
+    ratios = {
+        "statefulsets_exist": round(
+            controller["statefulsets_exist_s"] / limit["statefulsets_exist_s"], 2
+        ),
+        "ready_vs_limit_pods_running": round(controller["ready_s"] / limit["pods_running_s"], 2),
+    }
+    return {"n": n, "limit": limit, "controller": controller, "ratios": ratios}
+
+
 async def bench(sizes: list[int], quiet: float, profile: bool) -> JsonDict:
     kubeconfig = os.environ.get("KUBECONFIG") or str(ROOT / ".cluster" / "kubeconfig")
     run_id = uuid.uuid4().hex[:5]
-    results = []
     client = await KubeClient.from_config(kubeconfig, user_agent=BENCH_AGENT)
     async with client:
-        for n in sizes:
-            limit = await run_limit(client, n, run_id)
-            controller = await run_controller(client, kubeconfig, n, run_id, quiet, profile)
-            result = {"n": n, "limit": limit, "controller": controller}
-            result["ratios"] = {
-                "statefulsets_exist": round(
-                    controller["statefulsets_exist_s"] / limit["statefulsets_exist_s"], 2
-                ),
-                "ready_vs_limit_pods_running": round(
-                    controller["ready_s"] / limit["pods_running_s"], 2
-                ),
-            }
-            results.append(result)
+        try:
+            results = [
+                await bench_one(client, kubeconfig, n, run_id, quiet, profile) for n in sizes
+            ]
+        finally:
+            for namespace in _created_namespaces:
+                await client.delete(NAMESPACES, None, namespace)  # the rest is GC's
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": os.cpu_count(),
@@ -526,6 +540,8 @@ def report(data: JsonDict) -> None:
 
 
 def main() -> None:
+    # the bench's own informers: warnings only
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     sizes = [int(n) for n in os.environ.get("BENCH_N", "100 1000").split()]
     quiet = float(os.environ.get("BENCH_QUIET", "60"))
     profile = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
