@@ -232,9 +232,12 @@ def audit_position() -> int:
     return AUDIT_LOG.stat().st_size if AUDIT_LOG.exists() else 0
 
 
+_FIELD_MANAGER = re.compile(r"[?&]fieldManager=([^&]+)")
+
+
 def controller_writes(namespace: str, start: int, end: int) -> Counter[str]:
     """The controller's write requests in `namespace` between two audit log offsets, by
-    `verb resource[/subresource]`."""
+    `verb resource[/subresource] (field manager)`."""
     counted: Counter[str] = Counter()
     with AUDIT_LOG.open("rb") as log:
         log.seek(start)
@@ -253,7 +256,9 @@ def controller_writes(namespace: str, start: int, end: int) -> Counter[str]:
             kind = ref.get("resource", "?") + (
                 f"/{ref['subresource']}" if "subresource" in ref else ""
             )
-            counted[f"{event['verb']} {kind}"] += 1
+            manager = _FIELD_MANAGER.search(event.get("requestURI", ""))
+            by = f" ({manager.group(1)})" if manager else ""
+            counted[f"{event['verb']} {kind}{by}"] += 1
     return counted
 
 
@@ -383,9 +388,9 @@ async def run_controller(
         controller.stop()
     converging = controller_writes(namespace, audit_start, audit_ready)
     quiet_writes = controller_writes(namespace, audit_ready, audit_end)
-    events = sum(count for kind, count in converging.items() if kind.endswith(" events"))
+    events = sum(count for kind, count in converging.items() if kind.startswith("create events"))
     writes = sum(converging.values()) - events
-    status = sum(count for kind, count in converging.items() if kind.endswith("/status"))
+    status = sum(count for kind, count in converging.items() if "/status" in kind)
     say(
         f"N={n} controller: StatefulSets exist {sts_time:.2f} s, Ready {ready_time:.1f} s,"
         f" {writes / n:.2f} writes per notebook ({status / n:.2f} status) + {events / n:.2f}"
@@ -411,8 +416,11 @@ async def run_controller(
         "cpu_ms_per_notebook": round(1000 * converge_cpu / n, 1),
         "rss_synced_empty_mb": round(idle_rss_kb / 1024, 1),
         "rss_converged_mb": round(rss_kb / 1024, 1),
+        # what N notebooks add once converged: caches, queues, per-notebook state
+        "rss_added_by_notebooks_mb": round((rss_kb - idle_rss_kb) / 1024, 1),
         "peak_rss_mb": round(peak_rss_kb / 1024, 1),
         "curve_ready": [round(t, 2) for t in watcher.timelines["ready"].curve()],
+        "curve_pods_running": [round(t, 2) for t in watcher.timelines["pods_running"].curve()],
         "profile": str(profile_path) if profile_path else None,
     }
 
@@ -468,6 +476,7 @@ def plot(results: list[JsonDict], path: Path) -> bool:
         n = result["n"]
         for label, curve, style in (
             ("limit: pods Running", result["limit"]["curve_pods_running"], "--"),
+            ("controller: its pods Running", result["controller"]["curve_pods_running"], ":"),
             ("controller: notebooks Ready", result["controller"]["curve_ready"], "-"),
         ):
             axis.step([0, *curve], range(len(curve) + 1), style, where="post", label=label)
@@ -534,9 +543,17 @@ def report(data: JsonDict) -> None:
               f"  {sum(ctl['quiet_writes'].values())} writes"
               f" {ctl['quiet_cpu_s']:.2f} s CPU")  # fmt: skip
         print(f"      ratios: {result['ratios']}; writes by kind: {ctl['writes_by_kind']}")
-    print("memory by part (peak RSS growth on import):")
+    print("memory by part (peak RSS growth on import, then the running controller):")
     for part in data["memory_by_part"]:
-        print(f"  {part['part']:<48} {part['added_mb']:>6.1f} MB")
+        print(f"  {part['part']:<56} {part['added_mb']:>6.1f} MB")
+    for result in data["results"]:
+        ctl = result["controller"]
+        print(
+            f"  {'started, caches synced, no notebook (RSS)':<56}"
+            f" {ctl['rss_synced_empty_mb']:>6.1f} MB   (N={result['n']} run)"
+        )
+        print(f"  {'added by ' + str(result['n']) + ' converged notebooks (RSS)':<56}"
+              f" {ctl['rss_added_by_notebooks_mb']:>6.1f} MB")  # fmt: skip
 
 
 def main() -> None:
