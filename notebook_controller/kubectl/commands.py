@@ -206,14 +206,22 @@ async def pause(session: Session, name: str) -> int:
     return 0
 
 
-async def resume(session: Session, name: str, *, wait: bool, ready_within: float) -> int:
-    notebook = await session.notebook(name)
+async def set_running(session: Session, notebook: JsonDict) -> bool:
+    """Resume `notebook` if paused or marked reclaimed; whether anything was patched."""
     patch = run_mode_patch(notebook, paused=False)
     # the reclaimer drops this itself on any resume; dropping it here shows it at once
     if RECLAIMED_AT_ANNOTATION in (notebook["metadata"].get("annotations") or {}):
         patch["metadata"] = {"annotations": {RECLAIMED_AT_ANNOTATION: None}}
-    if views.is_paused(notebook) or "metadata" in patch:
-        await session.client.patch(NOTEBOOKS, session.namespace, name, patch)
+    if not views.is_paused(notebook) and "metadata" not in patch:
+        return False
+    name = notebook["metadata"]["name"]
+    await session.client.patch(NOTEBOOKS, session.namespace, name, patch)
+    return True
+
+
+async def resume(session: Session, name: str, *, wait: bool, ready_within: float) -> int:
+    notebook = await session.notebook(name)
+    if await set_running(session, notebook):
         print(f"{RESOURCE}/{name} resumed")
     else:
         print(f"{RESOURCE}/{name} already running")
@@ -280,7 +288,8 @@ async def open_notebook(
                 f"notebook {name} is paused: run `kubectl notebook open {name} --resume` "
                 f"or `{session.hint('resume', name)}`"
             )
-        await resume(session, name, wait=False, ready_within=ready_within)
+        await set_running(session, notebook)  # stdout is for the URL only
+        say(f"resuming notebook {name}")
     notebook = await wait_ready(session, name, ready_within)
     path = (notebook.get("status") or {}).get("url") or ""
     if path.startswith("http"):  # an external URL base is configured: serve the path locally
@@ -289,15 +298,15 @@ async def open_notebook(
     async with port_forward(
         session.target, session.namespace, service, HTTP_SERVICE_PORT, local_port
     ) as forward:
+        stopped = asyncio.Event()  # before the URL is out: whoever reads it may stop us
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopped.set)
         url = f"http://127.0.0.1:{forward.local_port}{path}"
         print(url, flush=True)
         if browser and not webbrowser.open(url):
             say("no browser found: open the URL above")
         say("forwarding; press Ctrl-C to stop")
-        stopped = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopped.set)
         ended = asyncio.ensure_future(forward.process.wait())
         stopping = asyncio.ensure_future(stopped.wait())
         await asyncio.wait({ended, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -87,8 +87,10 @@ class Target:
         return KubeClient(api_client, timeout=30.0)
 
     async def _configuration(self) -> Configuration:
+        configuration: Configuration
         if self.context is None:
-            return await load_configuration(self.kubeconfig)
+            configuration = await load_configuration(self.kubeconfig)
+            return configuration
         configuration = Configuration()
         await kube_config.load_kube_config(
             config_file=self.kubeconfig,
