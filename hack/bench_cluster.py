@@ -281,6 +281,19 @@ async def make_namespace(client: KubeClient, name: str) -> None:
     raise RuntimeError(f"no default ServiceAccount in {name} after 2 minutes: is the cluster up?")
 
 
+async def delete_namespace(client: KubeClient, name: str) -> None:
+    """Delete and wait until it is gone: its pods' and Services' removal keeps the cluster's
+    controller-manager busy (client-side rate limits) and would slow the next run."""
+    await client.delete(NAMESPACES, None, name)
+    started = time.monotonic()
+    while await client.get(NAMESPACES, None, name) is not None:
+        if time.monotonic() - started > 600:
+            say(f"{name} still terminating after 10 min: going on")
+            return
+        await asyncio.sleep(2)
+    say(f"{name} deleted ({time.monotonic() - started:.0f} s)")
+
+
 async def run_limit(client: KubeClient, n: int, run_id: str) -> JsonDict:
     namespace = f"bench-limit-{n}-{run_id}"
     await make_namespace(client, namespace)
@@ -316,7 +329,7 @@ async def run_limit(client: KubeClient, n: int, run_id: str) -> JsonDict:
         for task in tasks:
             task.cancel()
     say(f"N={n} limit: StatefulSets exist {sts_time:.2f} s, pods Running {running_time:.1f} s")
-    await client.delete(NAMESPACES, None, namespace)
+    await delete_namespace(client, namespace)
     return {
         "namespace": namespace,
         "statefulsets_exist_s": round(sts_time, 2),
@@ -397,7 +410,7 @@ async def run_controller(
         f" Events, CPU {converge_cpu:.1f} s, peak RSS {peak_rss_kb / 1024:.0f} MB,"
         f" quiet: {sum(quiet_writes.values())} writes, {quiet_cpu:.2f} s CPU"
     )
-    await client.delete(NAMESPACES, None, namespace)
+    await delete_namespace(client, namespace)
     return {
         "namespace": namespace,
         "notebooks_created_s": round(created_time, 2),
