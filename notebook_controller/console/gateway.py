@@ -40,6 +40,8 @@ ROUTE: Final = PREFIX + "{tail:(/.*)?}"
 ACCESS_TTL: Final = 10.0
 SERVICE_TTL: Final = 30.0
 CHUNK: Final = 64 * 1024
+CONNECT_ATTEMPTS: Final = 10
+CONNECT_RETRY_DELAY: Final = 0.5
 HOP_BY_HOP: Final = frozenset(
     h.lower()
     for h in (
@@ -173,14 +175,27 @@ class Gateway:
     ) -> web.StreamResponse:
         assert self._session is not None
         body = request.content if request.body_exists else None
-        try:
-            upstream = await self._session.request(
-                request.method, url, headers=headers, data=body, allow_redirects=False
-            )
-        except (aiohttp.ClientError, OSError) as error:
-            raise web.HTTPBadGateway(
-                text=f"the notebook's server did not answer ({error}): is it Ready?\n"
-            ) from error
+        # A notebook just turned Ready may not be routed yet (kube-proxy programs the new
+        # endpoint a moment later): a refused connection is retried for a few seconds when the
+        # request has no body to replay.
+        attempts = CONNECT_ATTEMPTS if body is None else 1
+        for attempt in range(attempts):
+            try:
+                upstream = await self._session.request(
+                    request.method, url, headers=headers, data=body, allow_redirects=False
+                )
+                break
+            except aiohttp.ClientConnectorError as error:
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(CONNECT_RETRY_DELAY)
+                    continue
+                raise web.HTTPBadGateway(
+                    text=f"the notebook's server did not answer ({error}): is it Ready?\n"
+                ) from error
+            except (aiohttp.ClientError, OSError) as error:
+                raise web.HTTPBadGateway(
+                    text=f"the notebook's server did not answer ({error}): is it Ready?\n"
+                ) from error
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in upstream.headers.items():

@@ -106,12 +106,21 @@ class KubeApi:
         if body is not None:
             headers["Content-Type"] = content_type
             data = json.dumps(body)
-        async with self._session.request(
-            method, self.host + path, params=list(query), headers=headers, data=data
-        ) as response:
-            raw = await response.read()
-            if not 200 <= response.status <= 299:
-                raise _error_from_body(response.status, response.reason or "", raw)
+        try:
+            async with self._session.request(
+                method, self.host + path, params=list(query), headers=headers, data=data
+            ) as response:
+                raw = await response.read()
+                status, reason = response.status, response.reason or ""
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                f"the API server did not answer ({error.__class__.__name__}: {error}); "
+                "try again in a moment",
+            ) from error
+        if not 200 <= status <= 299:
+            raise _error_from_body(status, reason, raw)
         parsed: Any = json.loads(raw) if raw else {}
         return parsed if isinstance(parsed, dict) else {}
 

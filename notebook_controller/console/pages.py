@@ -47,7 +47,12 @@ dialog { padding: 1em 1.5em; }
 SCRIPT: Final = """
 const csrf = document.querySelector('meta[name=csrf-token]').content;
 const message = document.getElementById('message');
-function say(text, error) { message.textContent = text; message.className = error ? 'error' : ''; }
+let said = 0;
+function say(text, error) {
+  message.textContent = text; message.className = error ? 'error' : '';
+  const now = ++said;
+  if (!error) setTimeout(() => { if (now === said) message.textContent = ''; }, 15000);
+}
 async function refresh() {
   try {
     const r = await fetch('rows', {cache: 'no-store'});

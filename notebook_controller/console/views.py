@@ -94,10 +94,10 @@ def _why(notebook: Mapping[str, Any], paused: bool, ready: Mapping[str, Any]) ->
         if reclaimed:
             return (
                 f"paused by the idle reclaimer at {reclaimed}: no activity for the policy's"
-                " idle timeout and grace; press Resume to start it again (files are kept)"
+                " idle timeout and grace; press Resume to start it again (its volumes are kept)"
             )
-        suspended = _condition(notebook, "Suspended")
-        return suspended.get("message") or "paused: it has no pod; press Resume to start it"
+        suspended = _condition(notebook, "Suspended").get("message") or "it has no pod"
+        return f"paused by a user: {suspended}; press Resume to start it again"
     if ready.get("status") == "True":
         return "ready: open it"
     if not ready:
