@@ -22,6 +22,7 @@ from notebook_controller.api.models import (
 from notebook_controller.builders.workload import main_container_index
 
 JsonDict = dict[str, Any]
+_COMMAND_LABELS = {"open": "Open", "ssh": "SSH"}
 
 
 def condition(notebook: JsonDict, type_: str) -> JsonDict:
@@ -227,7 +228,7 @@ def describe_text(described: JsonDict) -> str:
         ("Idle", idle),
         ("Age", age(s["created"], now)),
         ("URL", s["url"] or "-"),
-        *((label.capitalize(), command) for label, command in s["commands"].items()),
+        *((_COMMAND_LABELS.get(label, label), command) for label, command in s["commands"].items()),
     ]
     width = max(len(label) for label, _ in fields) + 2
     out = [f"{label + ':':<{width}}{value}" for label, value in fields]

@@ -90,6 +90,13 @@ def test_create_list_describe_pause_resume_delete(
     wide = ok(plugin("list", "-n", namespace, "-o", "wide")).splitlines()
     assert wide[0].split()[-5:] == ["PAUSED-AT", "QUEUE", "SSH", "IMAGE", "URL"]
     assert f"/t9k/notebooks/projects/{namespace}/name/gpu-nb/lab" in wide[1]
+    everywhere = json.loads(ok(plugin("list", "-A", "-o", "json")))["items"]
+    assert {(namespace, "gpu-nb"), (namespace, SEED)} <= {
+        (i["metadata"]["namespace"], i["metadata"]["name"]) for i in everywhere
+    }
+    all_table = ok(plugin("list", "--all-namespaces")).splitlines()
+    assert all_table[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert any(line.split()[:2] == [namespace, "gpu-nb"] for line in all_table)
     as_yaml = yaml.safe_load(ok(plugin("list", "-n", namespace, "-o", "yaml")))
     assert [i["metadata"]["name"] for i in as_yaml["items"]] == ["gpu-nb", SEED]
 
@@ -98,7 +105,7 @@ def test_create_list_describe_pause_resume_delete(
     assert (
         "URL:" in described and f"/t9k/notebooks/projects/{namespace}/name/gpu-nb/lab" in described
     )
-    assert f"kubectl notebook ssh gpu-nb -n {namespace}" in described
+    assert f"SSH:       kubectl notebook ssh gpu-nb -n {namespace}" in described
     assert "Conditions:" in described and "Ready" in described
     as_json = json.loads(ok(plugin("describe", SEED, "-n", namespace, "-o", "json")))
     assert as_json["name"] == SEED and as_json["ready"] == "True" and as_json["ssh"] is False
