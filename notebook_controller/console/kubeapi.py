@@ -178,7 +178,8 @@ class KubeApi:
         spec: JsonDict = {"resourceAttributes": attributes}
         kind = SELF_SUBJECT_ACCESS_REVIEWS
         if user.impersonate:
-            spec |= {"user": user.name, "groups": list(user.groups)}
+            # the API server adds system:authenticated to an impersonated user: so does the review
+            spec |= {"user": user.name, "groups": [*user.groups, "system:authenticated"]}
             kind = SUBJECT_ACCESS_REVIEWS
         review = {"apiVersion": "authorization.k8s.io/v1", "kind": kind.kind, "spec": spec}
         console = User("", impersonate=False)  # the review itself: the console's own right
