@@ -39,4 +39,17 @@ kubectl=$(kubectl_bin)
 "$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Established --timeout=60s \
   crd/notebooks.tensorstack.dev
 
-exec .venv/bin/python -m notebook_controller run --kubeconfig "$kubeconfig" "$@"
+# The console and notebook gateway (docs/console.md) beside the controller, as the kubeconfig's
+# user; status.url points at its gateway. NBCTL_CONSOLE=0 skips it; CONSOLE_ADDRESS moves it.
+console_args=()
+if [ "${NBCTL_CONSOLE:-1}" != 0 ]; then
+  console_address=${CONSOLE_ADDRESS:-127.0.0.1:8090}
+  .venv/bin/python -m notebook_controller.console --kubeconfig "$kubeconfig" \
+    --address "$console_address" &
+  console_pid=$!
+  trap 'kill "$console_pid" 2>/dev/null || true' EXIT
+  console_args=(--external-url-base "http://$console_address")
+  echo "run: the notebook console and gateway: http://$console_address/" >&2
+fi
+
+.venv/bin/python -m notebook_controller run --kubeconfig "$kubeconfig" "${console_args[@]}" "$@"
