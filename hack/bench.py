@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from notebook_controller.api.models import Notebook
-from notebook_controller.builders import diff, services, workload
+from notebook_controller.builders import meta, services, workload
+from notebook_controller.runtime import diff
 from notebook_controller.runtime.workqueue import WorkQueue
 
 SEED_GPU_NOTEBOOK: dict[str, Any] = {
@@ -141,7 +142,7 @@ def bench_reconcile_pure(count: int = 2000) -> None:
         lambda: (workload.statefulset(notebook), services.http_service(notebook)), count
     )
     rate("build StatefulSet + HTTP Service", count, build_seconds)
-    desired = diff.with_applied_hash(workload.statefulset(notebook))
+    desired = meta.with_applied_hash(workload.statefulset(notebook))
     actual = copy.deepcopy(desired)
     # What the apiserver hands back: normalized quantities and defaulted fields.
     container = actual["spec"]["template"]["spec"]["containers"][0]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from notebook_controller.logging import configure_logging
+from notebook_controller.logs import configure_logging
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.leader import LeaderElectionConfig, LeadershipLost
 from notebook_controller.runtime.manager import Manager

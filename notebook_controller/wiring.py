@@ -1,31 +1,40 @@
-"""Registers the notebook informers and controllers with the manager.
+"""Every controller of the notebook controller, declared in one place: what it watches, with
+which predicate, which reconciler it runs (controller-runtime's builder, in one file).
 
 One informer per kind, shared by the controllers that read it; child informers select on
 `app.kubernetes.io/managed-by=notebook-controller` so the cache holds only our objects. Secrets
 are not read (docs/security.md), except with --check-key-secrets: key Secrets are the user's (any
-labels), so that Secret cache holds the watched namespaces' Secrets.
+labels), so that Secret cache holds the watched namespaces' Secrets. The idle policy ConfigMap is
+listed and watched by name (what RBAC grants by resourceNames).
 
 One controller per concern, each with its own queue and its own field manager:
-workload (StatefulSet), services (HTTP and SSH Services), ssh (host-key Secret, created when a
-pod is about to need it), status, and idle (the idle reclaimer, `reconcilers/idle.py`).
+
+| controller | reconciles a notebook on                       | writes                         |
+|------------|------------------------------------------------|--------------------------------|
+| workload   | spec change; its StatefulSet's events          | StatefulSet                    |
+| services   | spec change; its Services' events              | HTTP and SSH Services          |
+| ssh        | spec change; its pod's events                  | host-key Secret (POST)         |
+| status     | any notebook event; StatefulSet, Services, pod | status (but Idle), Events      |
+|            | (and key Secrets with --check-key-secrets)     |                                |
+| idle       | any notebook event; its pod; the policy        | Idle, lastSshClientActivity,   |
+|            | ConfigMap (every notebook)                     | spec pause, Events             |
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
-from notebook_controller.api.models import KIND, NAME_LABEL
+import structlog
+
+from notebook_controller.api.models import NAME_LABEL
 from notebook_controller.builders.names import MANAGED_SELECTOR
-from notebook_controller.reconcilers import idle
-from notebook_controller.reconcilers.common import (
+from notebook_controller.idle.jupyter import choose_route
+from notebook_controller.idle.policy_source import PolicySource
+from notebook_controller.reconcilers.idle import IdleReconciler
+from notebook_controller.reconcilers.notebooks import (
     INDEX_KEY_SECRET,
     INDEX_NAME_LABEL,
     NOTEBOOKS,
-    PODS,
-    SECRETS,
-    SERVICES,
-    STATEFULSETS,
-    JsonDict,
     index_by_key_secret,
     index_by_name_label,
 )
@@ -33,21 +42,39 @@ from notebook_controller.reconcilers.services import ServicesReconciler
 from notebook_controller.reconcilers.ssh import SSHReconciler
 from notebook_controller.reconcilers.status import StatusReconciler
 from notebook_controller.reconcilers.workload import RefusedWorkloads, WorkloadReconciler
-from notebook_controller.runtime.controller import Controller, Reconciler, Request
+from notebook_controller.runtime.controller import Controller, Mapper
 from notebook_controller.runtime.events import EventRecorder
-from notebook_controller.runtime.informer import FunctionHandler, Informer
-from notebook_controller.runtime.kube import KubeClient, ResourceKind
+from notebook_controller.runtime.informer import Informer
+from notebook_controller.runtime.kinds import CONFIGMAPS, PODS, SECRETS, SERVICES, STATEFULSETS
+from notebook_controller.runtime.kube import KubeClient, ResourceKind, in_cluster
 from notebook_controller.runtime.manager import Manager
-from notebook_controller.runtime.store import Store
+from notebook_controller.runtime.objects import JsonDict
+from notebook_controller.runtime.reconcile import Reconciler, Request
+from notebook_controller.runtime.store import Indexer, Store
 from notebook_controller.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 COMPONENT = "notebook-controller"
 
 
-def _notebooks_by(
-    index: str, notebooks: Store, value: Callable[[JsonDict], str | None]
-) -> Callable[[JsonDict], Iterable[Request]]:
-    """Mapper: a watched object -> the notebooks whose `index` holds `value(object)`."""
+# --- predicates and mappers ---------------------------------------------------------------
+
+
+def spec_or_life_changed(old: JsonDict, new: JsonDict) -> bool:
+    """A notebook update that concerns its children: its spec (generation) changed, or it was
+    replaced or is being deleted. The children depend on nothing else, and the status
+    reconciler's own writes must not send every other reconciler round again (with a cache
+    that may not show the child it just made yet, that round would apply it a second time)."""
+    before, after = old["metadata"], new["metadata"]
+    return any(
+        before.get(field) != after.get(field)
+        for field in ("generation", "uid", "deletionTimestamp")
+    )
+
+
+def notebooks_by(index: str, notebooks: Store, value: Callable[[JsonDict], str | None]) -> Mapper:
+    """A watched object -> the notebooks whose `index` holds `ns/value(object)`."""
 
     def mapper(obj: JsonDict) -> list[Request]:
         key = value(obj)
@@ -59,86 +86,88 @@ def _notebooks_by(
     return mapper
 
 
-def _pod_notebook_label(pod: JsonDict) -> str | None:
+def pod_notebook_label(pod: JsonDict) -> str | None:
     return (pod["metadata"].get("labels") or {}).get(NAME_LABEL)
 
 
-def _secret_name(secret: JsonDict) -> str:
+def secret_name(secret: JsonDict) -> str:
     return str(secret["metadata"]["name"])
 
 
-def _spec_or_life_changed(old: JsonDict, new: JsonDict) -> bool:
-    before, after = old["metadata"], new["metadata"]
-    return any(
-        before.get(field) != after.get(field)
-        for field in ("generation", "uid", "deletionTimestamp")
-    )
+def every_notebook_on_policy_change(policies: PolicySource, notebooks: Store) -> Mapper:
+    def mapper(configmap: JsonDict) -> Iterable[Request]:
+        if not policies.is_policy(configmap):
+            return []
+        return [Request.for_object(nb) for nb in notebooks.list()]
+
+    return mapper
 
 
-def _watch_spec_changes(controller: Controller, notebooks: Informer) -> None:
-    """Like `watch_primary`, but a notebook update wakes the controller only when its spec (its
-    generation) changed: the children depend on nothing else, and the status reconciler's own
-    writes must not send every other reconciler round again (with a cache that may not show the
-    child it just made yet, that round would apply it a second time)."""
-
-    def enqueue(obj: JsonDict) -> None:
-        controller.queue.add(Request.for_object(obj))
-
-    def update(old: JsonDict, new: JsonDict) -> None:
-        if _spec_or_life_changed(old, new):
-            enqueue(new)
-
-    notebooks.add_handler(FunctionHandler(add=enqueue, update=update, delete=enqueue))
+# --- the controllers ------------------------------------------------------------------------
 
 
 def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     namespaces = settings.namespaces or None
 
-    def informer(kind: ResourceKind, selector: str | None = MANAGED_SELECTOR) -> Informer:
-        created = Informer(client, kind, namespaces=namespaces, label_selector=selector)
+    def informer(
+        kind: ResourceKind,
+        selector: str | None = MANAGED_SELECTOR,
+        *,
+        only_in: list[str] | None = namespaces,
+        field_selector: str | None = None,
+        indexers: Mapping[str, Indexer] | None = None,
+    ) -> Informer:
+        created = Informer(
+            client,
+            kind,
+            namespaces=only_in,
+            label_selector=selector,
+            field_selector=field_selector,
+            indexers=indexers,
+        )
         manager.add_informer(created)
         return created
 
-    notebooks = Informer(
-        client,
+    def controller(name: str, reconciler: Reconciler) -> Controller:
+        created = Controller(name, reconciler, workers=settings.workers, log_key="notebook")
+        manager.add_controller(created)
+        return created
+
+    notebooks = informer(
         NOTEBOOKS,
-        namespaces=namespaces,
+        selector=None,
         indexers={INDEX_NAME_LABEL: index_by_name_label, INDEX_KEY_SECRET: index_by_key_secret},
     )
-    manager.add_informer(notebooks)
     statefulsets = informer(STATEFULSETS)
     services = informer(SERVICES)
     pods = informer(PODS)
     secrets = informer(SECRETS, selector=None) if settings.check_key_secrets else None
+    configmaps = informer(
+        CONFIGMAPS,
+        selector=None,
+        only_in=[settings.idle_policy_namespace],
+        field_selector=f"metadata.name={settings.idle_policy_configmap}",
+    )
     recorder = EventRecorder(client, COMPONENT)
-
-    def controller(
-        name: str,
-        reconciler: Reconciler,
-        *owned: Informer,
-        spec_only: bool = True,
-    ) -> Controller:
-        created = Controller(name, reconciler, workers=settings.workers, log_key="notebook")
-        if spec_only:
-            _watch_spec_changes(created, notebooks)
-        else:
-            created.watch_primary(notebooks)
-        for child in owned:
-            created.watch_owned(child, KIND)
-        return created
-
+    pod_to_notebook = notebooks_by(INDEX_NAME_LABEL, notebooks.store, pod_notebook_label)
     refused = RefusedWorkloads()
+
     workload = controller(
-        "workload",
-        WorkloadReconciler(client, notebooks.store, statefulsets.store, refused),
-        statefulsets,
+        "workload", WorkloadReconciler(client, notebooks.store, statefulsets.store, refused)
     )
+    workload.watch_primary(notebooks, spec_or_life_changed)
+    workload.watch_owned(statefulsets, NOTEBOOKS)
+
     services_controller = controller(
-        "services", ServicesReconciler(client, notebooks.store, services.store), services
+        "services", ServicesReconciler(client, notebooks.store, services.store)
     )
+    services_controller.watch_primary(notebooks, spec_or_life_changed)
+    services_controller.watch_owned(services, NOTEBOOKS)
+
     ssh = controller("ssh", SSHReconciler(client, notebooks.store, pods.store))
-    pod_to_notebook = _notebooks_by(INDEX_NAME_LABEL, notebooks.store, _pod_notebook_label)
+    ssh.watch_primary(notebooks, spec_or_life_changed)
     ssh.watch_mapped(pods, pod_to_notebook)
+
     status = controller(
         "status",
         StatusReconciler(
@@ -152,14 +181,41 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             external_url_base=settings.external_url_base,
             refused=refused,
         ),
-        statefulsets,
-        services,
-        spec_only=False,
     )
-    refused.on_change = lambda namespace, name: status.queue.add(Request(namespace, name))
+    status.watch_primary(notebooks)
+    status.watch_owned(statefulsets, NOTEBOOKS)
+    status.watch_owned(services, NOTEBOOKS)
     status.watch_mapped(pods, pod_to_notebook)
     if secrets is not None:
-        status.watch_mapped(secrets, _notebooks_by(INDEX_KEY_SECRET, notebooks.store, _secret_name))
-    for created in (workload, services_controller, ssh, status):
-        manager.add_controller(created)
-    idle.register(manager, client, settings, notebooks=notebooks, pods=pods, recorder=recorder)
+        status.watch_mapped(secrets, notebooks_by(INDEX_KEY_SECRET, notebooks.store, secret_name))
+    refused.on_change = lambda namespace, name: status.queue.add(Request(namespace, name))
+
+    policies = PolicySource(
+        configmaps.store, settings.idle_policy_namespace, settings.idle_policy_configmap, recorder
+    )
+    route = choose_route(
+        url_template=settings.jupyter_url_template,
+        in_cluster=in_cluster(),
+        mode=settings.jupyter_probe_mode,
+    )
+    log.info(
+        "idle reclaimer reaches Jupyter",
+        mode=route.mode.value,
+        url=route.describe(str(client.configuration.host)),
+        why=route.why,
+    )
+    idle_reconciler = IdleReconciler(
+        client,
+        recorder,
+        notebooks=notebooks.store,
+        pods=pods.store,
+        policies=policies,
+        route=route,
+    )
+    idle = controller("idle", idle_reconciler)
+    idle.watch_primary(notebooks)
+    # Any event of a notebook's pod wakes it: a change of the pod's state (scheduled, Ready, not
+    # Ready, gone, replaced) is judged at once, other events wait for the probe interval.
+    idle.watch_mapped(pods, pod_to_notebook)
+    idle.watch_mapped(configmaps, every_notebook_on_policy_change(policies, notebooks.store))
+    manager.add_runnable(idle_reconciler.close_on_exit, needs_leader=False)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from notebook_controller.api.models import API_VERSION, KIND, Notebook
 from notebook_controller.builders.names import child_labels
+from notebook_controller.runtime.diff import with_hash_annotation
+from notebook_controller.runtime.objects import controller_uid
+
+APPLIED_HASH_ANNOTATION: Final = "notebook.tensorstack.dev/applied-hash"
 
 
 def owner_reference(notebook: Notebook) -> dict[str, Any]:
@@ -29,12 +33,9 @@ def child_metadata(notebook: Notebook, name: str) -> dict[str, Any]:
     }
 
 
-def controller_uid(obj: dict[str, Any]) -> str | None:
-    """UID of the object's controller (owner reference with controller: true), if any."""
-    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid"))
-    return None
+def with_applied_hash(desired: dict[str, Any]) -> dict[str, Any]:
+    """`desired` with the hash of itself in APPLIED_HASH_ANNOTATION (see runtime.diff)."""
+    return with_hash_annotation(desired, APPLIED_HASH_ANNOTATION)
 
 
 def is_controlled_by(obj: dict[str, Any], notebook: Notebook) -> bool:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from notebook_controller.api.models import Notebook, SSHServiceType
-from notebook_controller.builders.diff import with_applied_hash
-from notebook_controller.builders.meta import child_metadata
+from notebook_controller.builders.meta import child_metadata, with_applied_hash
 from notebook_controller.builders.names import (
     http_service_name,
     selector_labels,

@@ -20,11 +20,12 @@ from notebook_controller.api.models import (
     Notebook,
     NotebookType,
 )
-from notebook_controller.builders.diff import APPLIED_HASH_ANNOTATION
+from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION
 from notebook_controller.builders.names import ssh_service_name
 from notebook_controller.builders.services import SSH_SERVICE_PORT
 from notebook_controller.builders.ssh import KeySecretProblem
 from notebook_controller.builders.workload import nb_prefix
+from notebook_controller.runtime.conditions import condition, find_condition
 
 CONDITION_SSH_KEYS: Final = "SSHKeysReady"
 OWNED_CONDITIONS: Final = (CONDITION_READY, CONDITION_SUSPENDED, CONDITION_SSH_KEYS)
@@ -54,7 +55,6 @@ WARNING_REASONS: Final = FAILURE_REASONS | {"Unschedulable"}
 _IMAGE_PULL_REASONS: Final = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 )
-_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -276,24 +276,11 @@ def _conditions(
     wanted: list[tuple[str, tuple[str, str, str]]],
     now: datetime,
 ) -> list[dict[str, Any]]:
-    previous = {c.get("type"): c for c in current}
-    result = []
-    for type_, (status, reason, message) in wanted:
-        before = previous.get(type_)
-        moved = (
-            before is None or before.get("status") != status or not before.get("lastTransitionTime")
-        )
-        when = now.strftime(_TIME_FORMAT) if moved else before["lastTransitionTime"]  # type: ignore[index]
-        result.append(
-            {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": when,
-            }
-        )
-    return result
+    previous = list(current)
+    return [
+        condition(type_, status, reason, message, previous=find_condition(previous, type_), now=now)
+        for type_, (status, reason, message) in wanted
+    ]
 
 
 def desired_status(

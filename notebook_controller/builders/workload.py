@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from notebook_controller.api.models import Notebook, NotebookType
-from notebook_controller.builders.diff import with_applied_hash
-from notebook_controller.builders.meta import child_metadata
+from notebook_controller.builders.meta import child_metadata, with_applied_hash
 from notebook_controller.builders.names import child_labels, selector_labels, statefulset_name
 from notebook_controller.builders.scheduling import scheduled_pod_spec, scheduling_labels
 from notebook_controller.builders.ssh import ssh_volume_mounts, ssh_volumes
@@ -107,7 +106,7 @@ def pod_spec(notebook: Notebook) -> dict[str, Any]:
 
 
 def statefulset(notebook: Notebook) -> dict[str, Any]:
-    """The desired StatefulSet, with the applied-hash annotation (see builders.diff)."""
+    """The desired StatefulSet, with the applied-hash annotation (see runtime.diff)."""
     return with_applied_hash(
         {
             "apiVersion": "apps/v1",

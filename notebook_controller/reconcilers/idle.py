@@ -11,9 +11,9 @@ follows a pod that starts or stops within seconds. A failed Jupyter probe is ret
 (2 s, 4 s, ... up to the interval): right after a pod turns Ready its Service may not route yet.
 Status is applied only when our part of it differs from the cache. Pausing is one merge patch
 guarded by the cached resourceVersion: if the user changed the notebook meanwhile, the patch
-conflicts and the next pass looks again.
+conflicts and the next pass looks again. What wakes it is declared in `wiring.py`.
 
-The timing rules are `notebook_controller.activity.rules`; the crash-loop decision is documented
+The timing rules are `notebook_controller.idle.rules`; the crash-loop decision is documented
 there and in docs/idle.md.
 """
 
@@ -21,16 +21,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import aiohttp
 import structlog
 
-from notebook_controller.activity import metrics
-from notebook_controller.activity.jupyter import (
+from notebook_controller.api.models import (
+    CONDITION_IDLE,
+    RECLAIMED_AT_ANNOTATION,
+    Notebook,
+    NotebookType,
+)
+from notebook_controller.builders.names import http_service_name
+from notebook_controller.builders.services import HTTP_SERVICE_PORT
+from notebook_controller.builders.status import pod_readiness
+from notebook_controller.builders.workload import main_container_index, nb_prefix
+from notebook_controller.idle import metrics
+from notebook_controller.idle.jupyter import (
     IN_CLUSTER_URL_TEMPLATE,
     ApiServerProxy,
     DirectTransport,
@@ -38,11 +48,10 @@ from notebook_controller.activity.jupyter import (
     JupyterRoute,
     JupyterTransport,
     ProbeMode,
-    choose_route,
-    parse_time,
 )
-from notebook_controller.activity.policy import IdlePolicy, format_duration
-from notebook_controller.activity.rules import (
+from notebook_controller.idle.policy import IdlePolicy, format_duration
+from notebook_controller.idle.policy_source import PolicySource
+from notebook_controller.idle.rules import (
     TRUE,
     ActivityState,
     Decision,
@@ -51,49 +60,26 @@ from notebook_controller.activity.rules import (
     Reason,
     ReclaimReason,
     decide,
-    rfc3339,
 )
-from notebook_controller.activity.ssh import SshActivity, read_ssh_activity
-from notebook_controller.api.models import (
-    CONDITION_IDLE,
-    NAME_LABEL,
-    RECLAIMED_AT_ANNOTATION,
-    Notebook,
-    NotebookType,
-)
-from notebook_controller.builders.names import http_service_name, name_label_value, pod_name
-from notebook_controller.builders.services import HTTP_SERVICE_PORT
-from notebook_controller.builders.status import pod_readiness
-from notebook_controller.builders.workload import main_container_index, nb_prefix
-from notebook_controller.reconcilers.common import (
-    INDEX_NAME_LABEL,
-    NOTEBOOKS,
-    OwnStatusWrites,
-    load_notebook,
-)
-from notebook_controller.reconcilers.idle_policy import CONFIGMAPS, PolicySource
-from notebook_controller.runtime.controller import Controller, Request, Result
+from notebook_controller.idle.ssh import SshActivity, read_ssh_activity
+from notebook_controller.reconcilers.notebooks import NOTEBOOKS, load_notebook, notebook_pod
+from notebook_controller.runtime.apply import StatusApplier
+from notebook_controller.runtime.clock import parse_rfc3339, rfc3339, utcnow
+from notebook_controller.runtime.conditions import condition, find_condition, same_condition
 from notebook_controller.runtime.events import NORMAL, EventRecorder
-from notebook_controller.runtime.informer import Informer
-from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind, in_cluster
-from notebook_controller.runtime.manager import Manager
+from notebook_controller.runtime.kinds import NAMESPACES
+from notebook_controller.runtime.kube import ApiError, KubeClient
+from notebook_controller.runtime.objects import JsonDict
+from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.runtime.store import Store
-from notebook_controller.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 FIELD_MANAGER: Final = "notebook-controller-idle"
-NAMESPACES: Final = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
 NAMESPACE_LABELS_TTL: Final = 60.0
 CONFLICT_RETRY_SECONDS: Final = 1.0
 FIRST_RETRY: Final = timedelta(seconds=2)
 """After a failed Jupyter probe, the next comes this soon, then twice as late each time."""
-
-JsonDict = dict[str, Any]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -147,7 +133,7 @@ class IdleReconciler:
         route: JupyterRoute | None = None,
         probe: JupyterProbe | None = None,
         max_concurrent_probes: int = 16,
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.client = client
         self.recorder = recorder
@@ -163,9 +149,9 @@ class IdleReconciler:
         self._exec_slots = asyncio.Semaphore(max_concurrent_probes)
         self._tracked: dict[Request, _Tracked] = {}
         self._idle: set[Request] = set()
-        # Our last status apply per notebook (resourceVersion it produced, what it held), so a
-        # pass that runs before the cache shows that write doesn't send it again.
-        self._written = OwnStatusWrites()
+        # Our part of the status, remembered until the cache shows our last write of it, so a
+        # pass that runs before then doesn't send it again.
+        self._status = StatusApplier(client, NOTEBOOKS, FIELD_MANAGER)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -212,7 +198,7 @@ class IdleReconciler:
             await self._apply_status(notebook, raw, None, ssh_seen_at=None)
             return Result()
         now = self.now()
-        pod = self._pod(notebook)
+        pod = notebook_pod(self.pods, notebook)
         pod_seen = (_pod_state(pod), _uid(pod))
         tracked = self._tracked.get(request)
         if tracked is not None and tracked.uid != notebook.uid:
@@ -270,7 +256,7 @@ class IdleReconciler:
         self, notebook: Notebook, raw: JsonDict, pod: JsonDict | None, policy: IdlePolicy
     ) -> Observation:
         state = _pod_state(pod)
-        stored = self._written.status(Request(notebook.namespace, notebook.name), raw)
+        stored = self._status.status(Request(notebook.namespace, notebook.name), raw)
         # What outlives this process: the pod's own record of when it stopped being Ready, and
         # the SSH session an earlier pass (maybe another controller's) wrote to the status.
         seen = Observation(
@@ -295,11 +281,6 @@ class IdleReconciler:
             jupyter = group.create_task(jupyter_probe)
             ssh = group.create_task(self._ssh_activity(pod, timeout))
         return replace(seen, jupyter=jupyter.result(), ssh=ssh.result())
-
-    def _pod(self, notebook: Notebook) -> JsonDict | None:
-        pod = self.pods.get(notebook.namespace, pod_name(notebook.name))
-        labels = (pod or {}).get("metadata", {}).get("labels") or {}
-        return pod if labels.get(NAME_LABEL) == name_label_value(notebook.name) else None
 
     async def _ssh_activity(self, pod: JsonDict, exec_timeout: float) -> SshActivity:
         metadata = pod["metadata"]
@@ -334,37 +315,34 @@ class IdleReconciler:
         SSH is enabled, goes when SSH is turned off (with the rest of `status.ssh`, which the
         status reconciler stops sending then).
         """
-        request = Request(notebook.namespace, notebook.name)
-        status = self._written.status(request, raw)
-        current = next(
-            (c for c in status.get("conditions") or [] if c.get("type") == CONDITION_IDLE), None
-        )
+        status = self._status.status(Request(notebook.namespace, notebook.name), raw)
+        current = find_condition(status.get("conditions") or [], CONDITION_IDLE)
         stored_ssh = (status.get("ssh") or {}).get("lastSshClientActivity")
         ssh_activity = rfc3339(ssh_seen_at) if ssh_seen_at is not None else stored_ssh
         if not notebook.spec.ssh_enabled:
             ssh_activity = None
-        condition = _condition(decision, current, self.now()) if decision is not None else None
-        if _same_condition(condition, current) and ssh_activity == stored_ssh:
+        idle = None
+        if decision is not None:
+            idle = condition(
+                CONDITION_IDLE,
+                decision.status,
+                decision.reason.value,
+                decision.message,
+                previous=current,
+                now=self.now(),
+            )
+        if same_condition(idle, current) and ssh_activity == stored_ssh:
             return
         mine: JsonDict = {}
-        if condition is not None:
-            mine["conditions"] = [condition]
+        if idle is not None:
+            mine["conditions"] = [idle]
         if ssh_activity is not None:
             mine["ssh"] = {"lastSshClientActivity": ssh_activity}
-        body = {
-            "apiVersion": notebook.api_version,
-            "kind": notebook.kind,
-            "metadata": {"name": notebook.name, "namespace": notebook.namespace},
-            "status": mine,
-        }
-        written = await self.client.apply_status(
-            NOTEBOOKS, notebook.namespace, notebook.name, body, FIELD_MANAGER
-        )
-        self._written.remember(request, written, mine)
+        await self._status.apply(raw, mine)
         log.info(
             "idle status applied",
-            idle=None if condition is None else condition["status"],
-            reason=None if condition is None else condition["reason"],
+            idle=None if idle is None else idle["status"],
+            reason=None if idle is None else idle["reason"],
         )
 
     async def _reclaim(
@@ -421,7 +399,7 @@ class IdleReconciler:
         self._tracked.pop(request, None)
         self._count_idle(request, False)
         if self.notebooks.get(request.namespace, request.name) is None:
-            self._written.forget(request)
+            self._status.forget(request)
 
     def _count_idle(self, request: Request, idle: bool) -> None:
         if idle:
@@ -441,12 +419,12 @@ def _uid(obj: JsonDict | None) -> str | None:
 
 def _pod_started(pod: JsonDict) -> datetime | None:
     started = (pod.get("status") or {}).get("startTime")
-    return parse_time(started) if isinstance(started, str) else None
+    return parse_rfc3339(started) if isinstance(started, str) else None
 
 
 def _time_or_none(value: Any) -> datetime | None:
     try:
-        return parse_time(value)
+        return parse_rfc3339(value)
     except ValueError:
         return None
 
@@ -478,25 +456,6 @@ def _pod_state(pod: JsonDict | None) -> PodState:
     return PodState.READY if pod_readiness(pod).ready else PodState.NOT_READY
 
 
-def _condition(decision: Decision, current: JsonDict | None, now: datetime) -> JsonDict:
-    unchanged = current is not None and current.get("status") == decision.status
-    since = current.get("lastTransitionTime") if unchanged and current else None
-    return {
-        "type": CONDITION_IDLE,
-        "status": decision.status,
-        "reason": decision.reason.value,
-        "message": decision.message,
-        "lastTransitionTime": since or rfc3339(now),
-    }
-
-
-def _same_condition(desired: JsonDict | None, current: JsonDict | None) -> bool:
-    if desired is None or current is None:
-        return desired is current
-    keys = ("status", "reason", "message", "lastTransitionTime")
-    return all(desired.get(key) == current.get(key) for key in keys)
-
-
 def _reclaim_message(decision: Decision, policy: IdlePolicy) -> str:
     limits = (
         f"idle timeout {format_duration(policy.idle_timeout)}"
@@ -509,78 +468,3 @@ def _reclaim_message(decision: Decision, policy: IdlePolicy) -> str:
     else:
         what = f"no activity since {rfc3339(last)}" if last else "no activity"
     return f"Paused to free its resources: {what} ({limits}). Set it running again to resume."
-
-
-# --- wiring ---------------------------------------------------------------------------------
-
-
-def register(
-    manager: Manager,
-    client: KubeClient,
-    settings: Settings,
-    *,
-    notebooks: Informer,
-    pods: Informer,
-    recorder: EventRecorder,
-    url_template: str | None = None,
-    now: Callable[[], datetime] = _utcnow,
-) -> Controller:
-    """Add the idle controller (and its policy ConfigMap informer) to `manager`."""
-    # Only the policy ConfigMap (list/watch by metadata.name): RBAC grants it by resourceNames
-    # in the controller's namespace, not every ConfigMap.
-    configmaps = Informer(
-        client,
-        CONFIGMAPS,
-        namespaces=[settings.idle_policy_namespace],
-        field_selector=f"metadata.name={settings.idle_policy_configmap}",
-    )
-    policies = PolicySource(
-        configmaps.store, settings.idle_policy_namespace, settings.idle_policy_configmap, recorder
-    )
-    route = choose_route(
-        url_template=url_template or settings.jupyter_url_template,
-        in_cluster=in_cluster(),
-        mode=settings.jupyter_probe_mode,
-    )
-    log.info(
-        "idle reclaimer reaches Jupyter",
-        mode=route.mode.value,
-        url=route.describe(str(client.configuration.host)),
-        why=route.why,
-    )
-    reconciler = IdleReconciler(
-        client,
-        recorder,
-        notebooks=notebooks.store,
-        pods=pods.store,
-        policies=policies,
-        route=route,
-        now=now,
-    )
-    controller = Controller("idle", reconciler, workers=settings.workers, log_key="notebook")
-    controller.watch_primary(notebooks)
-    controller.watch_mapped(pods, _pod_owner(notebooks.store))
-
-    def every_notebook_on_policy_change(configmap: JsonDict) -> Iterable[Request]:
-        if not policies.is_policy(configmap):
-            return []
-        return [Request.for_object(nb) for nb in notebooks.store.list()]
-
-    controller.watch_mapped(configmaps, every_notebook_on_policy_change)
-    manager.add_controller(controller)
-    manager.add_runnable(reconciler.close_on_exit, needs_leader=False)
-    return controller
-
-
-def _pod_owner(notebooks: Store) -> Callable[[JsonDict], list[Request]]:
-    """Any event of a notebook's pod wakes it; a change of the pod's state (scheduled, Ready,
-    not Ready, gone, replaced) is judged at once, other events wait for the probe interval."""
-
-    def mapper(pod: JsonDict) -> list[Request]:
-        label = (pod["metadata"].get("labels") or {}).get(NAME_LABEL)
-        if label is None:
-            return []
-        key = f"{pod['metadata'].get('namespace', '')}/{label}"
-        return [Request.for_object(nb) for nb in notebooks.by_index(INDEX_NAME_LABEL, key)]
-
-    return mapper

@@ -9,16 +9,15 @@ import structlog
 from notebook_controller.builders import services
 from notebook_controller.builders.meta import is_controlled_by
 from notebook_controller.builders.names import ssh_service_name
-from notebook_controller.reconcilers.common import (
-    SERVICES,
+from notebook_controller.reconcilers.notebooks import (
     WAIT_FOR_GC_SECONDS,
-    ChildApplier,
     held_by_namesake,
     load_notebook,
-    soonest,
 )
-from notebook_controller.runtime.controller import Request, Result
+from notebook_controller.runtime.apply import ChildApplier
+from notebook_controller.runtime.kinds import SERVICES
 from notebook_controller.runtime.kube import KubeClient
+from notebook_controller.runtime.reconcile import Request, Result, soonest
 from notebook_controller.runtime.store import Store
 
 log = structlog.get_logger(__name__)

@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from notebook_controller.api.models import NAME_LABEL, Notebook
-from notebook_controller.builders.names import name_label_value, pod_name
+from notebook_controller.api.models import Notebook
 from notebook_controller.builders.ssh import HostKey, host_key_secret
-from notebook_controller.reconcilers.common import SECRETS, load_notebook
-from notebook_controller.runtime.controller import Request, Result
+from notebook_controller.reconcilers.notebooks import load_notebook, notebook_pod
+from notebook_controller.runtime.clock import parse_rfc3339, utcnow
+from notebook_controller.runtime.kinds import SECRETS
 from notebook_controller.runtime.kube import ApiError, KubeClient
+from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.runtime.store import Store
 
 log = structlog.get_logger(__name__)
@@ -73,7 +74,7 @@ def pod_started(pod: dict[str, Any]) -> bool:
 def _created(obj: dict[str, Any]) -> datetime | None:
     text = (obj.get("metadata") or {}).get("creationTimestamp")
     try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+        return parse_rfc3339(text) if text else None
     except ValueError:
         return None
 
@@ -97,7 +98,7 @@ class SSHReconciler:
         self.client = client
         self.notebooks = notebooks
         self.pods = pods
-        self.started_at = started_at or datetime.now(UTC)
+        self.started_at = started_at or utcnow()
         self._asked: dict[Request, _Asked] = {}
 
     async def reconcile(self, request: Request) -> Result:
@@ -107,7 +108,7 @@ class SSHReconciler:
             return Result()
         if not notebook.spec.ssh_enabled or notebook.spec.paused:
             return Result()  # no pod will need the key before the spec changes
-        pod = self._pod(notebook)
+        pod = notebook_pod(self.pods, notebook)
         if pod is not None and self._ran_before_us(pod):
             return Result()
         asked = _Asked(notebook.uid, None if pod is None else str(pod["metadata"].get("uid", "")))
@@ -124,11 +125,6 @@ class SSHReconciler:
             and created is not None
             and created < self.started_at - PREEXISTING_MARGIN
         )
-
-    def _pod(self, notebook: Notebook) -> dict[str, Any] | None:
-        pod = self.pods.get(notebook.namespace, pod_name(notebook.name))
-        labels = (pod or {}).get("metadata", {}).get("labels") or {}
-        return pod if labels.get(NAME_LABEL) == name_label_value(notebook.name) else None
 
     async def _create(self, notebook: Notebook) -> None:
         """POST the Secret; one of that name may exist already (409)."""

@@ -10,30 +10,26 @@ Secrets are looked at only with --check-key-secrets (`secrets` is then the Secre
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import datetime
+from typing import Final
 
 from notebook_controller.api.models import Notebook
 from notebook_controller.builders import status as status_builder
 from notebook_controller.builders import workload
-from notebook_controller.builders.diff import APPLIED_HASH_ANNOTATION
-from notebook_controller.builders.meta import is_controlled_by
+from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION, is_controlled_by
 from notebook_controller.builders.names import pod_name, ssh_service_name, statefulset_name
 from notebook_controller.builders.ssh import KeySecretProblem, key_secret_problems
-from notebook_controller.reconcilers.common import NOTEBOOKS, OwnStatusWrites, load_notebook
+from notebook_controller.reconcilers.notebooks import NOTEBOOKS, load_notebook
 from notebook_controller.reconcilers.workload import RefusedWorkloads
-from notebook_controller.runtime.controller import Request, Result
+from notebook_controller.runtime.apply import StatusApplier
+from notebook_controller.runtime.clock import utcnow
 from notebook_controller.runtime.events import EventRecorder
 from notebook_controller.runtime.kube import KubeClient
+from notebook_controller.runtime.objects import JsonDict, controller_uid
+from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.runtime.store import Store
 
 FIELD_MANAGER: Final = "notebook-controller-status"
-
-JsonDict = dict[str, Any]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class StatusReconciler:
@@ -51,7 +47,7 @@ class StatusReconciler:
         secrets: Store | None,
         external_url_base: str | None,
         refused: RefusedWorkloads | None = None,
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.client = client
         self.recorder = recorder
@@ -63,15 +59,15 @@ class StatusReconciler:
         self.external_url_base = external_url_base
         self.refused = refused if refused is not None else RefusedWorkloads()
         self.now = now
-        self._written = OwnStatusWrites()
+        self._status = StatusApplier(client, NOTEBOOKS, FIELD_MANAGER)
 
     async def reconcile(self, request: Request) -> Result:
         notebook = load_notebook(self.notebooks, request)
         if notebook is None:
-            self._written.forget(request)
+            self._status.forget(request)
             return Result()
         raw = self.notebooks.get(request.namespace, request.name) or {}
-        current = self._written.status(request, raw)
+        current = self._status.status(request, raw)
         desired = status_builder.desired_status(
             notebook,
             current,
@@ -81,16 +77,7 @@ class StatusReconciler:
         )
         if not status_builder.status_changed(desired, current):
             return Result()
-        body = {
-            "apiVersion": notebook.api_version,
-            "kind": notebook.kind,
-            "metadata": {"name": notebook.name, "namespace": notebook.namespace},
-            "status": desired,
-        }
-        written = await self.client.apply_status(
-            NOTEBOOKS, notebook.namespace, notebook.name, body, FIELD_MANAGER
-        )
-        self._written.remember(request, written, desired)
+        await self._status.apply(raw, desired)
         for event in status_builder.transition_events(current, desired):
             await self.recorder.event(raw, event.type, event.reason, event.message)
         return Result()
@@ -114,10 +101,7 @@ class StatusReconciler:
         sts = owned(self.statefulsets, statefulset_name(notebook.name))
         pod = self.pods.get(namespace, pod_name(notebook.name))
         if pod is not None and sts is not None:
-            owner_uid = next(
-                (r.get("uid") for r in pod["metadata"].get("ownerReferences") or []), None
-            )
-            pod = pod if owner_uid == sts["metadata"].get("uid") else None
+            pod = pod if controller_uid(pod) == sts["metadata"].get("uid") else None
         return status_builder.Observed(
             statefulset=sts,
             pod=pod if sts is not None else None,

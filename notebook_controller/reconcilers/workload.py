@@ -6,17 +6,16 @@ from collections.abc import Callable
 from typing import Final
 
 from notebook_controller.builders import workload
-from notebook_controller.builders.diff import APPLIED_HASH_ANNOTATION
-from notebook_controller.reconcilers.common import (
-    STATEFULSETS,
+from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION
+from notebook_controller.reconcilers.notebooks import (
     WAIT_FOR_GC_SECONDS,
-    ChildApplier,
     held_by_namesake,
     load_notebook,
-    soonest,
 )
-from notebook_controller.runtime.controller import Request, Result, TerminalError
+from notebook_controller.runtime.apply import ChildApplier
+from notebook_controller.runtime.kinds import STATEFULSETS
 from notebook_controller.runtime.kube import ApiError, KubeClient
+from notebook_controller.runtime.reconcile import Request, Result, TerminalError, soonest
 from notebook_controller.runtime.store import Store
 
 FIELD_MANAGER: Final = "notebook-controller-workload"

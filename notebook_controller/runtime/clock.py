@@ -1,4 +1,5 @@
-"""Injectable monotonic clock, so time-dependent logic is tested in milliseconds."""
+"""Injectable monotonic clock, so time-dependent logic is tested in milliseconds; wall-clock
+time as Kubernetes writes it (RFC 3339, UTC)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,32 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """A `Time` field (conditions' lastTransitionTime, events' timestamps): whole seconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_micro(moment: datetime) -> str:
+    """A `MicroTime` field (a Lease's renewTime)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(value: Any) -> datetime:
+    """An RFC 3339 / ISO 8601 timestamp (`2024-05-01T10:00:00.123456Z`), timezone-aware."""
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without a timezone: {value!r}")
+    return parsed
 
 
 class Clock(Protocol):

@@ -1,8 +1,8 @@
 """Controller loop: informer events become queue keys; N workers reconcile keys.
 
-Results, as in controller-runtime: an exception is retried with the queue's rate limit;
-`requeue_after` forgets the failure streak and adds the key back after the delay; a
-TerminalError (bad spec) is not retried — the reconciler records an event and a condition itself.
+What a controller watches is declared on it (`watch_primary`, `watch_owned`, `watch_mapped`, as
+controller-runtime's `For`/`Owns`/`Watches`); what a reconciler returns and how it is handled
+is `runtime.reconcile`.
 """
 
 from __future__ import annotations
@@ -11,51 +11,22 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import structlog
 
 from notebook_controller.runtime import metrics
 from notebook_controller.runtime.informer import FunctionHandler, Informer
-from notebook_controller.runtime.store import controller_owner
+from notebook_controller.runtime.kube import ResourceKind
+from notebook_controller.runtime.objects import JsonDict, api_group, controller_owner
+from notebook_controller.runtime.reconcile import Reconciler, Request, TerminalError
 from notebook_controller.runtime.workqueue import ShutDown, WorkQueue
 
 log = structlog.get_logger(__name__)
 
-JsonDict = dict[str, Any]
-
-
-@dataclass(frozen=True, order=True)
-class Request:
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @classmethod
-    def for_object(cls, obj: JsonDict) -> Request:
-        metadata = obj["metadata"]
-        return cls(metadata.get("namespace", ""), metadata["name"])
-
-
-@dataclass(frozen=True)
-class Result:
-    requeue_after: float | None = None
-
-
-class TerminalError(Exception):
-    """The object can't be reconciled as it is (bad spec): don't retry until it changes."""
-
-
-class Reconciler(Protocol):
-    name: str
-
-    async def reconcile(self, request: Request) -> Result: ...
-
 
 Mapper = Callable[[JsonDict], Iterable[Request]]
+UpdatePredicate = Callable[[JsonDict, JsonDict], bool]
+"""(old, new) -> whether this update should wake the controller."""
 
 
 class Controller:
@@ -85,18 +56,31 @@ class Controller:
 
     # --- event sources --------------------------------------------------------------------
 
-    def watch_primary(self, informer: Informer) -> None:
-        """Each object of the informer is reconciled under its own key."""
-        self.watch_mapped(informer, lambda obj: [Request.for_object(obj)])
+    def watch_primary(self, informer: Informer, predicate: UpdatePredicate | None = None) -> None:
+        """Each object of the informer is reconciled under its own key: on every add and
+        delete, and on the updates `predicate(old, new)` lets through (all without one)."""
 
-    def watch_owned(self, informer: Informer, owner_kind: str) -> None:
-        """A child with a controller ownerReference of `owner_kind` wakes its owner."""
+        def enqueue(obj: JsonDict) -> None:
+            self.queue.add(Request.for_object(obj))
+
+        def update(old: JsonDict, new: JsonDict) -> None:
+            if predicate is None or predicate(old, new):
+                enqueue(new)
+
+        self._watch(informer, FunctionHandler(add=enqueue, update=update, delete=enqueue))
+
+    def watch_owned(self, informer: Informer, owner: ResourceKind) -> None:
+        """A child whose controller ownerReference is of the `owner` kind (group and kind)
+        wakes its owner."""
 
         def owner_request(obj: JsonDict) -> list[Request]:
-            owner = controller_owner(obj)
-            if owner is None or owner.get("kind") != owner_kind:
+            reference = controller_owner(obj)
+            if reference is None or (
+                reference.get("kind"),
+                api_group(str(reference.get("apiVersion", ""))),
+            ) != (owner.kind, owner.group):
                 return []
-            return [Request(obj["metadata"].get("namespace", ""), owner["name"])]
+            return [Request(obj["metadata"].get("namespace", ""), reference["name"])]
 
         self.watch_mapped(informer, owner_request)
 
@@ -108,7 +92,10 @@ class Controller:
                 for request in mapper(obj):
                     self.queue.add(request)
 
-        informer.add_handler(FunctionHandler(add=enqueue, update=enqueue, delete=enqueue))
+        self._watch(informer, FunctionHandler(add=enqueue, update=enqueue, delete=enqueue))
+
+    def _watch(self, informer: Informer, handler: FunctionHandler) -> None:
+        informer.add_handler(handler)
         if informer not in self.informers:
             self.informers.append(informer)
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 import structlog
 
-from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
+from notebook_controller.runtime.clock import rfc3339, utcnow
+from notebook_controller.runtime.kinds import EVENTS
+from notebook_controller.runtime.kube import ApiError, KubeClient
+from notebook_controller.runtime.objects import JsonDict
 
 log = structlog.get_logger(__name__)
 
-JsonDict = dict[str, Any]
-EVENTS = ResourceKind("", "v1", "events", "Event")
 # (involved object uid, type, reason, message)
 _CacheKey = tuple[str, str, str, str]
 NORMAL = "Normal"
@@ -111,4 +110,4 @@ def _namespace(obj: JsonDict) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(utcnow())

@@ -12,20 +12,19 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import aiohttp
 import structlog
 
 from notebook_controller.runtime import metrics
-from notebook_controller.runtime.clock import Clock, MonotonicClock
-from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
+from notebook_controller.runtime.clock import Clock, MonotonicClock, rfc3339_micro, utcnow
+from notebook_controller.runtime.kinds import LEASES
+from notebook_controller.runtime.kube import ApiError, KubeClient
+from notebook_controller.runtime.objects import JsonDict
 
 log = structlog.get_logger(__name__)
 
-JsonDict = dict[str, Any]
-LEASE = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
 _JITTER = 1.2
 _CALL_ERRORS = (ApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError)
 
@@ -51,10 +50,6 @@ class LeaderElectionConfig:
             raise ValueError("renew_deadline must be longer than 1.2 * retry_period")
         if not 0 < self.request_timeout < self.renew_deadline:
             raise ValueError("request_timeout must be positive and shorter than renew_deadline")
-
-
-def micro_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
@@ -121,12 +116,12 @@ class LeaderElector:
         try:
             async with asyncio.timeout(config.request_timeout):
                 # Read it again: a renewal cut short by the shutdown may have changed it.
-                lease = await self.client.get(LEASE, config.lease_namespace, config.lease_name)
+                lease = await self.client.get(LEASES, config.lease_namespace, config.lease_name)
                 if lease is None or (lease.get("spec") or {}).get("holderIdentity") != (
                     config.identity
                 ):
                     return
-                now = micro_time(datetime.now(UTC))
+                now = rfc3339_micro(utcnow())
                 released = {
                     **lease["spec"],
                     "holderIdentity": None,
@@ -135,7 +130,7 @@ class LeaderElector:
                     "renewTime": now,
                 }
                 await self.client.update(
-                    LEASE, config.lease_namespace, config.lease_name, {**lease, "spec": released}
+                    LEASES, config.lease_namespace, config.lease_name, {**lease, "spec": released}
                 )
             self._log.info("released the lease")
         except _CALL_ERRORS as error:
@@ -182,7 +177,7 @@ class LeaderElector:
 
     async def _acquire_or_renew_once(self) -> bool:
         config = self.config
-        now = micro_time(datetime.now(UTC))
+        now = rfc3339_micro(utcnow())
         desired = {
             "holderIdentity": config.identity,
             "leaseDurationSeconds": round(config.lease_duration),
@@ -190,15 +185,15 @@ class LeaderElector:
             "renewTime": now,
             "leaseTransitions": 0,
         }
-        lease = await self.client.get(LEASE, config.lease_namespace, config.lease_name)
+        lease = await self.client.get(LEASES, config.lease_namespace, config.lease_name)
         if lease is None:
             body = {
-                "apiVersion": LEASE.api_version,
-                "kind": LEASE.kind,
+                "apiVersion": LEASES.api_version,
+                "kind": LEASES.kind,
                 "metadata": {"name": config.lease_name, "namespace": config.lease_namespace},
                 "spec": desired,
             }
-            self._observe(await self.client.create(LEASE, config.lease_namespace, body))
+            self._observe(await self.client.create(LEASES, config.lease_namespace, body))
             return True
         self._observe(lease)
         spec = lease.get("spec") or {}
@@ -211,7 +206,7 @@ class LeaderElector:
         else:
             desired["leaseTransitions"] = (spec.get("leaseTransitions") or 0) + 1
         updated = await self.client.update(
-            LEASE, config.lease_namespace, config.lease_name, {**lease, "spec": desired}
+            LEASES, config.lease_namespace, config.lease_name, {**lease, "spec": desired}
         )
         self._observe(updated)
         return True

@@ -6,7 +6,8 @@ import builtins
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-JsonDict = dict[str, Any]
+from notebook_controller.runtime.objects import JsonDict, controller_owner
+
 Key = tuple[str, str]
 Indexer = Callable[[JsonDict], list[str]]
 
@@ -16,14 +17,6 @@ INDEX_CONTROLLER_UID = "controller-uid"
 def object_key(obj: Mapping[str, Any]) -> Key:
     metadata = obj.get("metadata", {})
     return metadata.get("namespace", ""), metadata["name"]
-
-
-def controller_owner(obj: Mapping[str, Any]) -> JsonDict | None:
-    """The ownerReference with controller=true, if any."""
-    for reference in obj.get("metadata", {}).get("ownerReferences", []) or []:
-        if reference.get("controller"):
-            return dict(reference)
-    return None
 
 
 def controller_uid_indexer(obj: JsonDict) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from notebook_controller.activity.ssh import read_ssh_activity
+from notebook_controller.idle.ssh import read_ssh_activity
 from notebook_controller.runtime.kube import KubeClient
 from tests.kube import Cluster, wait_for
 from tests.realnode import (

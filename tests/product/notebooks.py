@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 import yaml
 
-from tests.activity.jupyter import JupyterUser, notebook_prefix
 from tests.e2e.controller import SEEDS, condition, get
+from tests.idle.jupyter import JupyterUser, notebook_prefix
 from tests.kube import ROOT, Cluster, wait_for
 from tests.realnode import NODE_IP, REAL_NODE
 
@@ -294,7 +294,7 @@ def ssh(
 
 @dataclass(frozen=True)
 class RemoteServer:
-    """Stands in for tests.activity.jupyter.JupyterServer: JupyterUser only needs base_url."""
+    """Stands in for tests.idle.jupyter.JupyterServer: JupyterUser only needs base_url."""
 
     base_url: str
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.activity.jupyter import notebook_prefix
 from tests.e2e.controller import ControllerProcess, condition, get
+from tests.idle.jupyter import notebook_prefix
 from tests.kube import Cluster, wait_for
 from tests.product.browser import JUPYTERLAB_RENDERED, Chromium
 from tests.product.notebooks import (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from notebook_controller.runtime.events import EVENTS, EventRecorder
+from notebook_controller.runtime.events import EventRecorder
+from notebook_controller.runtime.kinds import EVENTS
 from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
 from tests.runtime.support import CONFIGMAPS, configmap
 

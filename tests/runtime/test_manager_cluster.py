@@ -12,10 +12,11 @@ from contextlib import asynccontextmanager
 import aiohttp
 import pytest
 
-from notebook_controller.runtime.controller import Controller, Request, Result
+from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.informer import Informer, ResourceKind
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.manager import Manager
+from notebook_controller.runtime.reconcile import Request, Result
 from tests.kube import Cluster
 from tests.runtime.processes import Process
 from tests.runtime.support import CONFIGMAPS, configmap, eventually

@@ -11,7 +11,7 @@ import pytest
 
 from notebook_controller.api.models import Notebook
 from notebook_controller.builders import services, workload
-from notebook_controller.builders.diff import covers, needs_apply, parse_quantity
+from notebook_controller.runtime.diff import covers, needs_apply, parse_quantity
 from tests.unit.builders.conftest import SEED_GPU, SEED_SSH, with_spec
 from tests.unit.builders.conftest import served as served_notebook
 

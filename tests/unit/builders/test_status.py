@@ -7,7 +7,7 @@ from typing import Any
 from notebook_controller.api.models import Notebook
 from notebook_controller.builders import status as st
 from notebook_controller.builders import workload
-from notebook_controller.builders.diff import APPLIED_HASH_ANNOTATION
+from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION
 from notebook_controller.builders.ssh import KeySecretProblem
 from tests.unit.builders.conftest import with_spec
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from notebook_controller.activity.jupyter import JupyterActivity
-from notebook_controller.activity.rules import rfc3339
 from notebook_controller.api.models import NAME_LABEL, RECLAIMED_AT_ANNOTATION
 from notebook_controller.builders.names import name_label_value
+from notebook_controller.idle.jupyter import JupyterActivity
+from notebook_controller.idle.policy_source import PolicySource
 from notebook_controller.reconcilers.idle import IdleReconciler
-from notebook_controller.reconcilers.idle_policy import PolicySource
-from notebook_controller.runtime.controller import Request
+from notebook_controller.runtime.clock import rfc3339
+from notebook_controller.runtime.reconcile import Request
 from notebook_controller.runtime.store import Store
 
 NS = "team"

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from notebook_controller.reconcilers.ssh import SSHReconciler, pod_started
-from notebook_controller.runtime.controller import Request
 from notebook_controller.runtime.kube import ApiError
+from notebook_controller.runtime.reconcile import Request
 from notebook_controller.runtime.store import Store
 from tests.unit.builders.conftest import SEED_SSH
 

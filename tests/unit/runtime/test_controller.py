@@ -12,14 +12,11 @@ import structlog
 from prometheus_client import REGISTRY
 
 from notebook_controller.runtime.clock import FakeClock
-from notebook_controller.runtime.controller import (
-    Controller,
-    Request,
-    Result,
-    TerminalError,
-)
+from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.informer import EventHandler, Informer
+from notebook_controller.runtime.kube import ResourceKind
 from notebook_controller.runtime.ratelimit import ExponentialFailureRateLimiter
+from notebook_controller.runtime.reconcile import Request, Result, TerminalError
 from notebook_controller.runtime.workqueue import WorkQueue
 
 KEY = Request("ns", "nb")
@@ -190,12 +187,20 @@ class RecordingInformer:
         self.handlers.append(handler)
 
 
-def child(owner_kind: str | None, *, controller: bool = True) -> dict[str, Any]:
+NOTEBOOK_KIND = ResourceKind("tensorstack.dev", "v1beta1", "notebooks", "Notebook")
+
+
+def child(
+    owner_kind: str | None,
+    *,
+    controller: bool = True,
+    api_version: str = "tensorstack.dev/v1beta1",
+    others: tuple[dict[str, Any], ...] = (),
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": "nb-0", "namespace": "ns"}
     if owner_kind:
-        metadata["ownerReferences"] = [
-            {"kind": owner_kind, "name": "nb", "uid": "u", "controller": controller}
-        ]
+        reference = {"apiVersion": api_version, "kind": owner_kind, "name": "nb", "uid": "u"}
+        metadata["ownerReferences"] = [*others, {**reference, "controller": controller}]
     return {"metadata": metadata}
 
 
@@ -211,14 +216,43 @@ async def drain(controller: Controller) -> list[Request]:
 async def test_watch_owned_maps_children_to_their_controller_owner() -> None:
     controller = make_controller(ScriptedReconciler(), FakeClock())
     informer = RecordingInformer()
-    controller.watch_owned(cast(Informer, informer), "Notebook")
+    controller.watch_owned(cast(Informer, informer), NOTEBOOK_KIND)
     (handler,) = informer.handlers
     handler.on_add(child("Notebook"))
     handler.on_update(child("Notebook"), child("Notebook"))
-    handler.on_delete(child("StatefulSet"))
+    handler.on_delete(child("StatefulSet", api_version="apps/v1"))
     handler.on_add(child("Notebook", controller=False))
+    handler.on_add(child("Notebook", api_version="example.com/v1"))  # another group's Notebook
     handler.on_add(child(None))
     assert await drain(controller) == [KEY]
+
+
+async def test_watch_owned_follows_the_controller_reference_not_the_first() -> None:
+    controller = make_controller(ScriptedReconciler(), FakeClock())
+    informer = RecordingInformer()
+    controller.watch_owned(cast(Informer, informer), NOTEBOOK_KIND)
+    bystander = {"apiVersion": "v1", "kind": "ConfigMap", "name": "cm", "uid": "c"}
+    informer.handlers[0].on_add(child("Notebook", others=(bystander,)))
+    assert await drain(controller) == [KEY]
+
+
+async def test_watch_primary_updates_pass_the_predicate() -> None:
+    controller = make_controller(ScriptedReconciler(), FakeClock())
+    primary = RecordingInformer()
+
+    def generation_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+        return bool(old["metadata"]["generation"] != new["metadata"]["generation"])
+
+    controller.watch_primary(cast(Informer, primary), generation_changed)
+    (handler,) = primary.handlers
+
+    def notebook(name: str, generation: int) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "ns", "generation": generation}}
+
+    handler.on_update(notebook("status-only", 1), notebook("status-only", 1))
+    handler.on_update(notebook("spec", 1), notebook("spec", 2))
+    handler.on_delete(notebook("gone", 1))
+    assert await drain(controller) == [Request("ns", "spec"), Request("ns", "gone")]
 
 
 async def test_watch_primary_and_watch_mapped() -> None:

@@ -4,8 +4,9 @@ import uuid
 
 import aiohttp
 
-from notebook_controller.runtime.controller import Controller, Request, Result
+from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.httpserver import HealthServer, parse_address
+from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.runtime.workqueue import WorkQueue
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from notebook_controller.logging import bound, configure_logging
+from notebook_controller.logs import bound, configure_logging
 
 
 @pytest.fixture

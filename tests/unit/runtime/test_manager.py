@@ -9,9 +9,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import cast
 
-from notebook_controller.runtime.controller import Controller, Request, Result
+from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.manager import Manager
+from notebook_controller.runtime.reconcile import Request, Result
 
 
 class SlowReconciler:

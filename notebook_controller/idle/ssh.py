@@ -15,7 +15,7 @@ from typing import Final
 
 import structlog
 
-from notebook_controller.activity import metrics
+from notebook_controller.idle import metrics
 
 log = structlog.get_logger(__name__)
 

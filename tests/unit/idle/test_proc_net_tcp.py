@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from notebook_controller.activity.ssh import (
+from notebook_controller.idle.ssh import (
     PROC_NET_TCP_COMMAND,
     SshActivity,
     count_established,

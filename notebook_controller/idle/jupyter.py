@@ -31,7 +31,8 @@ from typing import Any, Final, Literal, Protocol
 import aiohttp
 import structlog
 
-from notebook_controller.activity import metrics
+from notebook_controller.idle import metrics
+from notebook_controller.runtime.clock import parse_rfc3339
 
 log = structlog.get_logger(__name__)
 
@@ -445,11 +446,13 @@ def summarize(
 ) -> JupyterActivity:
     """The activity the three answers describe; ProbeFailed if they are not Jupyter's shapes."""
     try:
-        started = parse_time(status["started"])
-        server_activity = parse_time(status["last_activity"])
-        kernel_times = [parse_time(k["last_activity"]) for k in kernels if k.get("last_activity")]
+        started = parse_rfc3339(status["started"])
+        server_activity = parse_rfc3339(status["last_activity"])
+        kernel_times = [
+            parse_rfc3339(k["last_activity"]) for k in kernels if k.get("last_activity")
+        ]
         terminal_times = [
-            parse_time(t["last_activity"]) for t in terminals if t.get("last_activity")
+            parse_rfc3339(t["last_activity"]) for t in terminals if t.get("last_activity")
         ]
         busy = any(k.get("execution_state") == "busy" for k in kernels)
     except KeyError as error:
@@ -471,16 +474,6 @@ def summarize(
         kernels=len(kernels),
         terminals=len(terminals),
     )
-
-
-def parse_time(value: Any) -> datetime:
-    """Jupyter's ISO 8601 timestamps (`2024-05-01T10:00:00.123456Z`), always timezone-aware."""
-    if not isinstance(value, str):
-        raise ValueError(f"not a timestamp: {value!r}")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp without a timezone: {value!r}")
-    return parsed
 
 
 def _as_dict(value: Any, what: str) -> dict[str, Any]:

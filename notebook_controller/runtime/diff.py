@@ -7,7 +7,8 @@ first. Two checks, both needed:
    adds defaults (imagePullPolicy, protocol, probe timeouts...) and normalizes quantities ("0.5"
    becomes "500m", 30 becomes "30"), and other actors may add fields we don't own; none of that
    is a difference. This catches someone editing or deleting a field we own.
-2. The hash of the desired object, stored in an annotation when we apply: catches a field we
+2. The hash of the desired object, stored in an annotation when we apply (the builders name it:
+   `builders.meta.APPLIED_HASH_ANNOTATION`): catches a field we
    used to set and no longer do (the user removed an env var from the template). A subset
    check alone can't see a removal; server-side apply removes it when we apply again.
 """
@@ -20,8 +21,6 @@ import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
-
-APPLIED_HASH_ANNOTATION: Final = "notebook.tensorstack.dev/applied-hash"
 
 # Items of these lists are matched by key, not position (the server keeps list-map items that
 # other field managers added, in an order of its choosing).
@@ -107,17 +106,18 @@ def content_hash(obj: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def with_applied_hash(desired: dict[str, Any]) -> dict[str, Any]:
-    """`desired` with the hash of itself in an annotation (what we apply)."""
+def with_hash_annotation(desired: dict[str, Any], annotation: str) -> dict[str, Any]:
+    """`desired` with the hash of itself in `annotation` (what we apply)."""
     metadata = dict(desired.get("metadata", {}))
     annotations = dict(metadata.get("annotations", {}))
-    annotations[APPLIED_HASH_ANNOTATION] = content_hash(desired)
+    annotations[annotation] = content_hash(desired)
     metadata["annotations"] = annotations
     return {**desired, "metadata": metadata}
 
 
 def needs_apply(desired: dict[str, Any], actual: Mapping[str, Any] | None) -> bool:
-    """Whether applying `desired` (as returned by `with_applied_hash`) would change `actual`."""
+    """Whether applying `desired` (as returned by `with_hash_annotation`) would change
+    `actual`."""
     if actual is None:
         return True
     comparable = {key: value for key, value in desired.items() if key not in ("apiVersion", "kind")}

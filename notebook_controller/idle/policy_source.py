@@ -19,8 +19,8 @@ from typing import Any, Final, Protocol
 
 import structlog
 
-from notebook_controller.activity import metrics
-from notebook_controller.activity.policy import IdlePolicy, PolicyError, policy_from_data
+from notebook_controller.idle import metrics
+from notebook_controller.idle.policy import IdlePolicy, PolicyError, policy_from_data
 from notebook_controller.runtime.events import WARNING
 from notebook_controller.runtime.kube import ResourceKind
 from notebook_controller.runtime.store import Store

@@ -20,8 +20,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from notebook_controller.activity.ssh import SshActivity, read_ssh_activity
-from tests.activity.jupyter import free_port
+from notebook_controller.idle.ssh import SshActivity, read_ssh_activity
+from tests.idle.jupyter import free_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 Connect = Callable[[], Awaitable[asyncssh.SSHClientConnection]]

@@ -9,9 +9,9 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from notebook_controller.activity.policy import IdlePolicy
+from notebook_controller.idle.policy import IdlePolicy
+from notebook_controller.idle.policy_source import MISSING, PolicySource
 from notebook_controller.reconcilers.idle import NamespaceLabels
-from notebook_controller.reconcilers.idle_policy import MISSING, PolicySource
 from notebook_controller.runtime.kube import ApiError
 from notebook_controller.runtime.store import Store
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from pydantic import ValidationError
 
-from notebook_controller.activity.jupyter import (
+from notebook_controller.idle.jupyter import (
     IN_CLUSTER_URL_TEMPLATE,
     ApiServerProxy,
     DirectTransport,
@@ -305,7 +305,7 @@ def test_connection_words() -> None:
 async def test_the_reconciler_builds_the_transport_its_route_names() -> None:
     from kubernetes_asyncio.client import ApiClient, Configuration
 
-    from notebook_controller.activity.jupyter import JupyterRoute
+    from notebook_controller.idle.jupyter import JupyterRoute
     from notebook_controller.reconcilers.idle import IdleReconciler
     from notebook_controller.runtime.kube import KubeClient
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from notebook_controller.activity.jupyter import JupyterActivity
-from notebook_controller.activity.policy import IdlePolicy, policy_from_data
-from notebook_controller.activity.rules import (
+from notebook_controller.idle.jupyter import JupyterActivity
+from notebook_controller.idle.policy import IdlePolicy, policy_from_data
+from notebook_controller.idle.rules import (
     FALSE,
     TRUE,
     UNKNOWN,
@@ -19,7 +19,7 @@ from notebook_controller.activity.rules import (
     ReclaimReason,
     decide,
 )
-from notebook_controller.activity.ssh import SshActivity
+from notebook_controller.idle.ssh import SshActivity
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 DEFAULTS = IdlePolicy()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from notebook_controller.builders import workload
-from notebook_controller.reconcilers.common import STATEFULSETS, ChildApplier, soonest
+from notebook_controller.runtime.apply import ChildApplier
+from notebook_controller.runtime.kinds import STATEFULSETS
 from notebook_controller.runtime.kube import ResourceKind
+from notebook_controller.runtime.reconcile import soonest
 from tests.unit.builders.conftest import SEED_BASIC, served
 
 

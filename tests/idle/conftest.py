@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.activity.jupyter import JupyterServer, JupyterUser, notebook_prefix, start_jupyter_server
+from tests.idle.jupyter import JupyterServer, JupyterUser, notebook_prefix, start_jupyter_server
 
 
 @pytest.fixture

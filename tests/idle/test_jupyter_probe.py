@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
-from notebook_controller.activity.jupyter import JupyterActivity, JupyterProbe, parse_time
-from notebook_controller.activity.policy import policy_from_data
-from notebook_controller.activity.rules import (
+from notebook_controller.idle.jupyter import JupyterActivity, JupyterProbe
+from notebook_controller.idle.policy import policy_from_data
+from notebook_controller.idle.rules import (
     FALSE,
     TRUE,
     ActivityState,
@@ -27,7 +27,8 @@ from notebook_controller.activity.rules import (
     Reason,
     decide,
 )
-from tests.activity.jupyter import JupyterServer, JupyterUser
+from notebook_controller.runtime.clock import parse_rfc3339 as parse_time
+from tests.idle.jupyter import JupyterServer, JupyterUser
 
 pytestmark = pytest.mark.timeout(120)
 

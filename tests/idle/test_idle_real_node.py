@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from notebook_controller.activity.jupyter import parse_time
-from tests.activity.jupyter import free_port
+from notebook_controller.runtime.clock import parse_rfc3339 as parse_time
 from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess, condition, get, sleep_until, wait_condition
+from tests.idle.jupyter import free_port
 from tests.kube import Cluster, wait_for
 from tests.realnode import NODE_IP, TEST_IMAGE
 

@@ -36,13 +36,14 @@ same condition and no status write.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from notebook_controller.activity.jupyter import JupyterActivity
-from notebook_controller.activity.policy import IdlePolicy, format_duration
-from notebook_controller.activity.ssh import SshActivity
+from notebook_controller.idle.jupyter import JupyterActivity
+from notebook_controller.idle.policy import IdlePolicy, format_duration
+from notebook_controller.idle.ssh import SshActivity
+from notebook_controller.runtime.clock import rfc3339
 
 TRUE: Final = "True"
 FALSE: Final = "False"
@@ -221,7 +222,3 @@ def _last_activity(
         # First answer from this pod: its start (or its server's) opens the clock.
         evidence += [jupyter.started, observation.pod_started]
     return min(max((t for t in evidence if t is not None), default=now), now)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

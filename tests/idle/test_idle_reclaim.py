@@ -16,15 +16,8 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from notebook_controller.activity.policy import OPT_OUT_ANNOTATION
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
-from tests.activity.jupyter import (
-    JupyterServer,
-    JupyterUser,
-    free_port,
-    notebook_prefix,
-    start_jupyter_server,
-)
+from notebook_controller.idle.policy import OPT_OUT_ANNOTATION
 from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import (
     ControllerProcess,
@@ -34,6 +27,13 @@ from tests.e2e.controller import (
     get,
     iso_now,
     wait_condition,
+)
+from tests.idle.jupyter import (
+    JupyterServer,
+    JupyterUser,
+    free_port,
+    notebook_prefix,
+    start_jupyter_server,
 )
 from tests.kube import Cluster, wait_for
 

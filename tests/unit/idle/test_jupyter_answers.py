@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from notebook_controller.activity.jupyter import ProbeFailed, render_url, summarize
+from notebook_controller.idle.jupyter import ProbeFailed, render_url, summarize
 
 STARTED = "2025-01-06T09:00:00.000000Z"
 STATUS = {"started": STARTED, "last_activity": STARTED, "connections": 0, "kernels": 0}

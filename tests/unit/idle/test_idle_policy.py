@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from notebook_controller.activity.policy import (
+from notebook_controller.idle.policy import (
     OPT_OUT_ANNOTATION,
     IdlePolicy,
     PolicyError,

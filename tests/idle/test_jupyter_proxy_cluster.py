@@ -18,20 +18,20 @@ from typing import Any, TypeVar
 
 import pytest
 
-from notebook_controller.activity.jupyter import (
+from notebook_controller.idle.jupyter import (
     NO_TRACK,
     ApiServerProxy,
     JupyterActivity,
     JupyterProbe,
     ProbeMode,
     choose_route,
-    parse_time,
     proxy_path,
 )
+from notebook_controller.runtime.clock import parse_rfc3339 as parse_time
 from notebook_controller.runtime.kube import KubeClient, in_cluster
-from tests.activity.jupyter import free_port, notebook_prefix
 from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess, condition, get, wait_condition
+from tests.idle.jupyter import free_port, notebook_prefix
 from tests.kube import Cluster, wait_for
 from tests.realnode import REAL_NODE, wait_ready
 

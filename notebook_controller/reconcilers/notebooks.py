@@ -1,0 +1,64 @@
+"""The notebook as reconcilers find it: its kind, the live object from the cache, the informer's
+indexes that map other objects back to it, and a child held by a deleted namesake."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import ValidationError
+
+from notebook_controller.api.models import GROUP, KIND, NAME_LABEL, PLURAL, VERSION, Notebook
+from notebook_controller.builders.names import name_label_value, pod_name
+from notebook_controller.runtime.kube import ResourceKind
+from notebook_controller.runtime.objects import JsonDict, controller_uid
+from notebook_controller.runtime.reconcile import Request, TerminalError
+from notebook_controller.runtime.store import Store
+
+NOTEBOOKS: Final = ResourceKind(GROUP, VERSION, PLURAL, KIND)
+
+# A child still held by a deleted namesake notebook (same name, other uid) is garbage
+# collection's to remove: look again after this many seconds.
+WAIT_FOR_GC_SECONDS: Final = 5.0
+
+# Notebook informer indexes (namespace-qualified values).
+INDEX_NAME_LABEL: Final = "name-label"
+INDEX_KEY_SECRET: Final = "key-secret"
+
+
+def index_by_name_label(notebook: JsonDict) -> list[str]:
+    """`ns/<notebook.tensorstack.dev/name value>`: maps a pod's label back to its notebook."""
+    metadata = notebook["metadata"]
+    return [f"{metadata.get('namespace', '')}/{name_label_value(metadata['name'])}"]
+
+
+def index_by_key_secret(notebook: JsonDict) -> list[str]:
+    """`ns/<secret>` for every Secret named in spec.ssh.authorized_keys."""
+    namespace = notebook["metadata"].get("namespace", "")
+    ssh = (notebook.get("spec") or {}).get("ssh") or {}
+    return [f"{namespace}/{name}" for name in ssh.get("authorized_keys") or []]
+
+
+def load_notebook(store: Store, request: Request) -> Notebook | None:
+    """The live notebook from the cache; None when gone or being deleted (GC does the rest)."""
+    raw = store.get(request.namespace, request.name)
+    if raw is None or raw["metadata"].get("deletionTimestamp"):
+        return None
+    try:
+        return Notebook.model_validate(raw)
+    except ValidationError as error:
+        # The CRD schema should have refused it; nothing to do until the spec changes.
+        raise TerminalError(f"notebook does not match the schema: {error}") from error
+
+
+def held_by_namesake(actual: JsonDict | None, notebook: Notebook) -> bool:
+    """The object is controlled by another notebook of the same name (deleted, awaiting GC)."""
+    owner = controller_uid(actual) if actual is not None else None
+    return owner is not None and owner != notebook.uid
+
+
+def notebook_pod(pods: Store, notebook: Notebook) -> JsonDict | None:
+    """The notebook's pod from the cache: its StatefulSet's one pod, labelled as the notebook's
+    (a pod of that name without the label is someone else's)."""
+    pod = pods.get(notebook.namespace, pod_name(notebook.name))
+    labels = (pod or {}).get("metadata", {}).get("labels") or {}
+    return pod if labels.get(NAME_LABEL) == name_label_value(notebook.name) else None

@@ -1,0 +1,67 @@
+"""A status writer applies its part of `/status` as one server-side apply, and compares with
+its own last write until the cache has caught up."""
+
+from typing import Any, cast
+
+from notebook_controller.runtime.apply import StatusApplier
+from notebook_controller.runtime.kube import KubeClient, ResourceKind
+from notebook_controller.runtime.reconcile import Request
+
+KIND = ResourceKind("example.com", "v1", "widgets", "Widget")
+REQUEST = Request("team-a", "nb")
+WRITTEN_STATUS = {"conditions": [{"type": "Idle", "status": "Unknown", "reason": "ProbeFailed"}]}
+
+
+class ApplyRecorder:
+    def __init__(self, resource_version: str) -> None:
+        self.resource_version = resource_version
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def apply_status(self, *args: Any) -> dict[str, Any]:
+        self.calls.append(args)
+        return {"metadata": {"resourceVersion": self.resource_version}}
+
+
+def cached(resource_version: str, status: dict[str, object]) -> dict[str, Any]:
+    metadata = {"name": "nb", "namespace": "team-a", "resourceVersion": resource_version}
+    return {"metadata": metadata, "status": status}
+
+
+async def written_at(resource_version: str) -> tuple[StatusApplier, ApplyRecorder]:
+    client = ApplyRecorder(resource_version)
+    writer = StatusApplier(cast(KubeClient, client), KIND, "manager-x")
+    await writer.apply(cached("9", {}), WRITTEN_STATUS)
+    return writer, client
+
+
+async def test_the_apply_sends_only_our_part_under_our_field_manager() -> None:
+    _, client = await written_at("12")
+    ((kind, namespace, name, body, manager),) = client.calls
+    assert (kind, namespace, name, manager) == (KIND, "team-a", "nb", "manager-x")
+    assert body == {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "nb", "namespace": "team-a"},
+        "status": WRITTEN_STATUS,
+    }
+
+
+async def test_a_stale_cache_is_compared_with_what_was_written() -> None:
+    writer, _ = await written_at("12")
+    stale = cached("10", {"conditions": [{"type": "Idle", "status": "Unknown"}]})
+    assert writer.status(REQUEST, stale) == WRITTEN_STATUS
+
+
+async def test_once_the_cache_catches_up_it_is_trusted_again() -> None:
+    writer, _ = await written_at("12")
+    newer = cached("15", {"conditions": [{"type": "Idle", "status": "True"}]})
+    assert writer.status(REQUEST, newer) == newer["status"]
+    # and the memory is dropped: an older object later is read as it is
+    assert writer.status(REQUEST, cached("11", {})) == {}
+
+
+async def test_forgotten_and_unknown_objects_read_the_cache() -> None:
+    writer, _ = await written_at("12")
+    writer.forget(REQUEST)
+    assert writer.status(REQUEST, cached("10", {"phase": "Running"})) == {"phase": "Running"}
+    assert writer.status(Request("team-a", "other"), cached("1", {})) == {}
