@@ -107,6 +107,16 @@ def test_create_list_describe_pause_resume_delete(
     )
     assert f"SSH:       kubectl notebook ssh gpu-nb -n {namespace}" in described
     assert "Conditions:" in described and "Ready" in described
+    # the controller's events on the notebook (a Normal `Ready` when it became Ready)
+    events = wait_for(
+        lambda: json.loads(ok(plugin("describe", "gpu-nb", "-n", namespace, "-o", "json")))[
+            "events"
+        ],
+        timeout=30,
+        message="an event in describe",
+    )
+    assert ("Normal", "Ready") in {(e["type"], e["reason"]) for e in events}, events
+    assert "Events:\n  TYPE" in ok(plugin("describe", "gpu-nb", "-n", namespace))
     as_json = json.loads(ok(plugin("describe", SEED, "-n", namespace, "-o", "json")))
     assert as_json["name"] == SEED and as_json["ready"] == "True" and as_json["ssh"] is False
     assert as_json["commands"] == {"open": f"kubectl notebook open {SEED} -n {namespace}"}

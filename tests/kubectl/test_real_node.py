@@ -29,7 +29,9 @@ def ssh_id(plugin: Plugin, namespace: str, key: Key) -> subprocess.CompletedProc
     (a refused host key comes back at once, for the caller to check)."""
     deadline = time.monotonic() + 60
     while True:
+        started = time.monotonic()
         proc = plugin("ssh", NB, "-n", namespace, "-i", str(key.private), "--", "id", "-u")
+        print(f"kubectl notebook ssh -- id -u: {time.monotonic() - started:.2f}s")
         if proc.returncode != 255 or not any(s in proc.stderr for s in _NOT_YET):
             return proc
         if time.monotonic() > deadline:
