@@ -7,8 +7,9 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+import yaml
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
@@ -19,6 +20,7 @@ from notebook_controller.runtime.kube import (
     in_cluster,
     load_configuration,
 )
+from notebook_controller.runtime.kubeconfig import kubeconfig_paths
 
 NOTEBOOKS: Final = ResourceKind(GROUP, VERSION, PLURAL, KIND)
 SECRETS: Final = ResourceKind("", "v1", "secrets", "Secret")
@@ -47,15 +49,7 @@ class Target:
             return self.namespace
         if self.kubeconfig is None and not os.environ.get("KUBECONFIG") and in_cluster():
             return _IN_CLUSTER_NAMESPACE.read_text().strip()
-        try:
-            contexts, active = kube_config.list_kube_config_contexts(self.kubeconfig)
-        except (kube_config.ConfigException, OSError):
-            return "default"
-        chosen = active
-        if self.context:
-            chosen = next((c for c in contexts if c.get("name") == self.context), None)
-        found = ((chosen or {}).get("context") or {}).get("namespace")
-        return str(found) if found else "default"
+        return context_namespace(kubeconfig_paths(self.kubeconfig), self.context) or "default"
 
     def kubectl_flags(self) -> list[str]:
         """The same target for a `kubectl` subprocess (namespace not included)."""
@@ -99,6 +93,23 @@ class Target:
             persist_config=False,
         )
         return configuration
+
+
+def context_namespace(paths: list[Path], context: str | None) -> str | None:
+    """The namespace of `context` (default: the current one) in the merged kubeconfig files,
+    where the first file to name a context or the current context wins, as kubectl merges."""
+    contexts: dict[str, Any] = {}
+    current: str | None = None
+    for path in paths:
+        try:
+            loaded: Any = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue  # an unreadable file is reported when the client loads it
+        current = current or loaded.get("current-context") or None
+        for entry in loaded.get("contexts") or []:
+            contexts.setdefault(entry.get("name"), entry.get("context") or {})
+    found = contexts.get(context or current or "", {}).get("namespace")
+    return str(found) if found else None
 
 
 def kubectl_binary() -> str:

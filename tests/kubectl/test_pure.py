@@ -14,6 +14,7 @@ from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
 from notebook_controller.kubectl import sshaccess, views
 from notebook_controller.kubectl.cli import duration, parser
 from notebook_controller.kubectl.completion import candidates
+from notebook_controller.kubectl.connection import context_namespace
 from notebook_controller.kubectl.manifests import (
     NotebookRequest,
     key_secret_manifest,
@@ -173,3 +174,19 @@ def test_durations() -> None:
     assert [duration(t) for t in ("90", "30s", "5m", "1h", "500ms")] == [90, 30, 300, 3600, 0.5]
     with pytest.raises(argparse.ArgumentTypeError):
         duration("soon")
+
+
+def test_namespace_from_the_merged_kubeconfig_files(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(
+        "current-context: dev\n"
+        "contexts:\n- name: dev\n  context: {cluster: c, user: u, namespace: team}\n"
+    )
+    second.write_text(
+        "current-context: prod\n"
+        "contexts:\n- name: dev\n  context: {cluster: c, user: u, namespace: ignored}\n"
+        "- name: prod\n  context: {cluster: c, user: u}\n"
+    )
+    assert context_namespace([first, second], None) == "team"  # the first file wins
+    assert context_namespace([first, second], "prod") is None  # none set: `default`
+    assert context_namespace([tmp_path / "missing.yaml", second], None) is None
