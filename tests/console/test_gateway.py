@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +23,21 @@ from tests.product.notebooks import seed_notebook, wait_notebook_ready
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
 NB = "notebook-sample"  # the seed's name
+BIG = 64 << 20
+WRITE_BIG = (
+    "import os\n"
+    f"with open('big.bin', 'wb') as f:\n    f.write(os.urandom({BIG}))\n"
+    "print(os.path.getsize('big.bin'))\n"
+)
+
+
+def peak_rss(console: ConsoleProcess) -> int:
+    """The console process's peak resident memory (VmHWM), bytes."""
+    assert console.process is not None
+    for line in Path(f"/proc/{console.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/<pid>/status")
 
 
 async def run_cell(session: aiohttp.ClientSession, lab: str, ws_base: str, code: str) -> str:
@@ -101,6 +117,19 @@ def test_kernel_websocket_through_the_gateway_and_403_without_access(
             seen["cell_s"] = round(time.monotonic() - began, 2)
             async with session.get(lab + "api/status") as r:
                 seen["alice_status"] = r.status
+            # a large download is streamed, not held in the console's memory
+            written = await run_cell(session, lab, ws_base, WRITE_BIG)
+            seen["written"] = written
+            peak_before = peak_rss(console)
+            began = time.monotonic()
+            size = 0
+            async with session.get(lab + "files/big.bin") as r:
+                seen["download_status"] = r.status
+                async for chunk in r.content.iter_chunked(1 << 20):
+                    size += len(chunk)
+            seen["download_s"] = round(time.monotonic() - began, 2)
+            seen["downloaded"] = size
+            seen["peak_rss_growth_mib"] = round((peak_rss(console) - peak_before) / 2**20, 1)
         async with user_session(console, mallory) as session:
             for target in (NB, "no-such-notebook"):
                 url = lab.replace(f"/name/{NB}/", f"/name/{target}/") + "lab"
@@ -121,8 +150,16 @@ def test_kernel_websocket_through_the_gateway_and_403_without_access(
 
     seen = asyncio.run(scenario())
     print(f"\nkernel cell through the gateway (start kernel, run, delete): {seen['cell_s']} s")
+    print(
+        f"{BIG >> 20} MiB download through the gateway: {seen['download_s']} s; the console's"
+        f" peak RSS grew {seen['peak_rss_growth_mib']} MiB"
+    )
     assert seen["output"] == "42\n", seen
     assert seen["alice_status"] == 200, seen
+    assert seen["written"] == f"{BIG}\n", seen
+    assert (seen["download_status"], seen["downloaded"]) == (200, BIG), seen
+    # streamed: the console never held the file (a buffered copy alone would be 64 MiB)
+    assert seen["peak_rss_growth_mib"] < 32, seen
     status, text = seen[f"mallory_{NB}"]
     assert status == 403, seen
     assert f"{mallory} may not open notebook {NB} in namespace {namespace}" in text, text
