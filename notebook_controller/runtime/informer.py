@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 import structlog
 
 from notebook_controller.runtime.backoff import Backoff
 from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
+from notebook_controller.runtime.objects import JsonDict
 from notebook_controller.runtime.store import (
     INDEX_CONTROLLER_UID,
     Indexer,
@@ -44,7 +45,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-JsonDict = dict[str, Any]
 _RETRIABLE = (ApiError, aiohttp.ClientError, OSError, ValueError)
 _SHORT_WATCH = 1.0
 
@@ -79,6 +79,21 @@ class FunctionHandler:
         self.delete(obj)
 
 
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def strip_unread(obj: JsonDict) -> JsonDict:
+    """`obj` without managedFields and kubectl's last-applied annotation: the bulk of many
+    objects, and nothing a reconciler reads (controller-runtime's cache transforms drop them)."""
+    metadata = obj.get("metadata")
+    if metadata:
+        metadata.pop("managedFields", None)
+        annotations = metadata.get("annotations")
+        if annotations and _LAST_APPLIED in annotations:
+            del annotations[_LAST_APPLIED]
+    return obj
+
+
 class WatchExpired(Exception):
     """The watch's resourceVersion is too old (410 Gone): re-list."""
 
@@ -104,7 +119,10 @@ class Informer:
         watch_timeout_seconds: int = 300,
         page_size: int = 500,
         backoff_factory: Callable[[], Backoff] = Backoff,
+        transform: Callable[[JsonDict], JsonDict] | None = None,
     ) -> None:
+        """`transform` prepares each listed or watched object before it is cached and handed
+        to handlers (default: `strip_unread`, which drops what no reader of a cache needs)."""
         self.client = client
         self.kind = kind
         self.label_selector = label_selector
@@ -113,6 +131,7 @@ class Informer:
         self.inactivity_timeout = inactivity_timeout
         self.watch_timeout_seconds = watch_timeout_seconds
         self.page_size = page_size
+        self.transform = transform or strip_unread
         self.store = Store(indexers)
         self._handlers: list[EventHandler] = []
         scopes = list(namespaces) if namespaces and kind.namespaced else [None]
@@ -191,7 +210,7 @@ class Informer:
             # Items of a list come without their type; watch events carry it.
             item.setdefault("apiVersion", self.kind.api_version)
             item.setdefault("kind", self.kind.kind)
-        self._replace(scope.namespace, items)
+        self._replace(scope.namespace, [self.transform(item) for item in items])
         self.relists += 1
         return str(page["metadata"]["resourceVersion"])
 
@@ -245,6 +264,9 @@ class Informer:
                 raise WatchExpired(status.message)
             raise status
         scope.resource_version = str(obj["metadata"]["resourceVersion"])
+        if event_type == "BOOKMARK":
+            return
+        obj = self.transform(obj)
         if event_type in ("ADDED", "MODIFIED"):
             old = self.store.upsert(obj)
             if old is None:

@@ -1,28 +1,41 @@
-"""Thin raw-JSON client for arbitrary resources, on top of kubernetes_asyncio's ApiClient.
+"""Thin raw-JSON client for arbitrary resources, straight on aiohttp.
 
 Objects stay plain dicts: deserializing every object into the generated models is slow and
 memory-hungry, and the controller only needs a few fields of each. Every call carries a timeout.
+Credentials come from `runtime.kubeconfig` (in-cluster, or a kubeconfig with a token, client
+certificates or an exec plugin). kubernetes_asyncio is not imported: its client package loads
+every generated model (~40 MB of RSS); an ApiClient of it is still accepted (see KubeClient).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import structlog
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration
-from kubernetes_asyncio.stream import WsApiClient
+from yarl import URL
+
+from notebook_controller.runtime.kubeconfig import (
+    SERVICE_ACCOUNT_DIR,
+    Configuration,
+    in_cluster,
+)
+from notebook_controller.runtime.kubeconfig import (
+    load_configuration as load_client_configuration,
+)
+from notebook_controller.runtime.objects import JsonDict
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client import Configuration as LegacyConfiguration
+
+__all__ = ["SERVICE_ACCOUNT_TOKEN", "Configuration", "in_cluster", "load_client_configuration"]
 
 log = structlog.get_logger(__name__)
 
-JsonDict = dict[str, Any]
 PatchType = Literal["merge", "json", "strategic", "apply"]
 
 PATCH_CONTENT_TYPES: Mapping[str, str] = {
@@ -31,10 +44,9 @@ PATCH_CONTENT_TYPES: Mapping[str, str] = {
     "strategic": "application/strategic-merge-patch+json",
     "apply": "application/apply-patch+yaml",
 }
-_AUTH_SETTINGS = ["BearerToken"]
 # stdout, stderr and the error channel, whose final Status tells the exit.
 _EXEC_CHANNELS = (1, 2, 3)
-SERVICE_ACCOUNT_TOKEN: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+SERVICE_ACCOUNT_TOKEN = SERVICE_ACCOUNT_DIR / "token"
 
 
 @dataclass(frozen=True)
@@ -101,23 +113,13 @@ class ExecError(Exception):
         self.output = output
 
 
-def in_cluster(
-    environ: Mapping[str, str] | None = None, token_file: Path = SERVICE_ACCOUNT_TOKEN
-) -> bool:
-    """Whether this process runs in a pod, decided as client-go does (clientcmd's in-cluster
-    config is possible): KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are set and the
-    service account's token file exists."""
-    env = os.environ if environ is None else environ
-    if not env.get("KUBERNETES_SERVICE_HOST") or not env.get("KUBERNETES_SERVICE_PORT"):
-        return False
-    return token_file.is_file()
+async def load_configuration(kubeconfig: str | None = None) -> LegacyConfiguration:
+    """kubernetes_asyncio's Configuration (explicit kubeconfig, else in-cluster, else the default
+    kubeconfig), for callers that build its ApiClient. Imported on use: it costs ~40 MB."""
+    from kubernetes_asyncio import config as kube_config
+    from kubernetes_asyncio.client import configuration as legacy
 
-
-async def load_configuration(kubeconfig: str | None = None) -> Configuration:
-    """Configuration from an explicit kubeconfig, else in-cluster, else the default kubeconfig."""
-    configuration = Configuration()
-    # Every watch holds a connection for minutes: a bounded pool would let watches starve
-    # requests. Callers bound their own concurrency.
+    configuration = legacy.Configuration()
     configuration.connection_pool_maxsize = 0
     if kubeconfig is None and in_cluster():
         load_incluster: Any = kube_config.load_incluster_config
@@ -140,12 +142,27 @@ class RawResponse:
 
 
 class KubeClient:
-    """Raw dicts in and out; raises ApiError for non-2xx answers (a 404 on get returns None)."""
+    """Raw dicts in and out; raises ApiError for non-2xx answers (a 404 on get returns None).
 
-    def __init__(self, api_client: ApiClient, *, timeout: float = 30.0) -> None:
-        self._api = api_client
-        self._ws: WsApiClient | None = None
+    Built from a `Configuration` (see `from_config`), or from a kubernetes_asyncio ApiClient,
+    whose configuration, credentials and default headers (user agent, impersonation) are used.
+    """
+
+    def __init__(
+        self,
+        configuration: Configuration | Any,
+        *,
+        timeout: float = 30.0,
+        user_agent: str = "notebook-controller",
+    ) -> None:
+        self._headers: dict[str, str] = {"User-Agent": user_agent, "Accept": "application/json"}
+        self._adopted: Any = None
+        if not isinstance(configuration, Configuration):
+            self._adopted = configuration
+            configuration = _adopt(configuration, self._headers)
+        self.configuration: Configuration = configuration
         self.timeout = timeout
+        self._http: aiohttp.ClientSession | None = None
 
     @classmethod
     async def from_config(
@@ -155,19 +172,26 @@ class KubeClient:
         call_timeout: float = 30.0,
         user_agent: str = "notebook-controller",
     ) -> KubeClient:
-        api_client = ApiClient(await load_configuration(kubeconfig))
         # The server names writers without a field manager after the user agent.
-        api_client.user_agent = user_agent
-        return cls(api_client, timeout=call_timeout)
+        configuration = await load_client_configuration(kubeconfig)
+        return cls(configuration, timeout=call_timeout, user_agent=user_agent)
 
-    @property
-    def configuration(self) -> Configuration:
-        return self._api.configuration
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            # Every watch holds a connection for minutes: a bounded pool would let watches
+            # starve requests (limit=0). Callers bound their own concurrency. No trust_env: it
+            # reads the proxy environment and ~/.netrc in a thread on every request; the proxy
+            # is decided once, in the configuration.
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), trust_env=False
+            )
+        return self._http
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
-        await self._api.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._adopted is not None:
+            await self._adopted.close()
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -241,17 +265,26 @@ class KubeClient:
         content_type: str,
         client_timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
-        response: aiohttp.ClientResponse = await self._api.call_api(
-            path,
+        auth, ssl_context = await self.configuration.auth()
+        headers = {**self._headers, **auth}
+        data: bytes | None = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        return await self._session().request(
             method,
-            query_params=list(query),
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body,
-            auth_settings=_AUTH_SETTINGS,
-            _preload_content=False,
-            _request_timeout=client_timeout,
+            self._url(path),
+            params=list(query) or None,
+            data=data,
+            headers=headers,
+            timeout=client_timeout,
+            ssl=ssl_context,
+            proxy=self.configuration.proxy,
+            server_hostname=self.configuration.tls_server_name,
         )
-        return response
+
+    def _url(self, path: str) -> URL:
+        return URL(self.configuration.host + path)
 
     # --- typed verbs on a ResourceKind --------------------------------------------------
 
@@ -426,14 +459,18 @@ class KubeClient:
         query: list[tuple[str, str]] = [("command", part) for part in command]
         query += [("container", container), ("stdout", "true"), ("stderr", "true")]
         streams = {channel: bytearray() for channel in _EXEC_CHANNELS}
+        url = self._url(f"/api/v1/namespaces/{namespace}/pods/{pod}/exec").with_query(query)
+        url = url.with_scheme("wss" if url.scheme == "https" else "ws")
         try:
             async with asyncio.timeout(exec_timeout or self.timeout):
-                connect = await self._ws_client().call_api(
-                    f"/api/v1/namespaces/{namespace}/pods/{pod}/exec",
-                    "GET",
-                    query_params=query,
-                    auth_settings=_AUTH_SETTINGS,
-                    _preload_content=False,
+                auth, ssl_context = await self.configuration.auth()
+                connect = self._session().ws_connect(
+                    url,
+                    protocols=("v4.channel.k8s.io",),
+                    headers={**self._headers, **auth},
+                    ssl=ssl_context,
+                    proxy=self.configuration.proxy,
+                    server_hostname=self.configuration.tls_server_name,
                 )
                 async with connect as websocket:
                     async for message in websocket:
@@ -451,10 +488,32 @@ class KubeClient:
                 raise ExecError(str(parsed.get("message") or "command failed"), stderr)
         return stdout
 
-    def _ws_client(self) -> WsApiClient:
-        if self._ws is None:
-            self._ws = WsApiClient(configuration=self._api.configuration)
-        return self._ws
+
+def _adopt(api_client: Any, headers: dict[str, str]) -> Configuration:
+    """A kubernetes_asyncio ApiClient's settings as a Configuration: host, TLS files, proxy,
+    its (refreshing) credentials and its default headers (user agent, impersonation)."""
+    legacy = api_client.configuration
+    ca_data = None
+    if legacy.ssl_ca_cert:
+        with open(legacy.ssl_ca_cert) as ca_file:
+            ca_data = ca_file.read()
+    headers.update(api_client.default_headers)
+
+    async def legacy_auth() -> dict[str, str]:
+        settings = await legacy.auth_settings()
+        bearer = settings.get("BearerToken")
+        return {"Authorization": str(bearer["value"])} if bearer else {}
+
+    return Configuration(
+        host=str(legacy.host).rstrip("/"),
+        verify_ssl=bool(legacy.verify_ssl),
+        ca_data=ca_data,
+        tls_server_name=getattr(legacy, "tls_server_name", None),
+        proxy=legacy.proxy,
+        client_cert_file=legacy.cert_file,
+        client_key_file=legacy.key_file,
+        auth_hook=legacy_auth,
+    )
 
 
 def _error_from_body(status: int, reason: str, data: bytes) -> ApiError:
