@@ -26,7 +26,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import structlog
@@ -161,23 +161,41 @@ class Console:
             ]
 
     async def _rows(self, user: User) -> str:
-        namespaces, problems = await self._namespaces(user)
+        problems: list[str] = []
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        everywhere = await self._list_everywhere(user) if not self.settings.namespaces else None
+        if everywhere is not None:  # one list for users who may list notebooks cluster-wide
+            for item in everywhere:
+                by_namespace.setdefault(item["metadata"]["namespace"], []).append(item)
+        else:
+            namespaces, problems = await self._namespaces(user)
 
-        async def one(namespace: str) -> pages.NamespaceRows | None:
-            try:
-                items = await self.api.list_notebooks(user, namespace)
-            except ApiError as error:
-                if error.status == 403:
-                    return None  # RBAC shows nothing there: neither do we
-                problems.append(NO_CRD if error.status == 404 else f"{namespace}: {error.message}")
-                return None
+            async def one(namespace: str) -> None:
+                try:
+                    by_namespace[namespace] = await self.api.list_notebooks(user, namespace)
+                except ApiError as error:
+                    if error.status != 403:  # where RBAC shows nothing, neither do we
+                        problems.append(
+                            NO_CRD if error.status == 404 else f"{namespace}: {error.message}"
+                        )
+
+            await asyncio.gather(*(one(ns) for ns in namespaces))
+
+        async def section(namespace: str) -> pages.NamespaceRows:
             notebooks = sorted(
-                (view(item, self.settings.ssh_host) for item in items), key=lambda v: v.name
+                (view(item, self.settings.ssh_host) for item in by_namespace[namespace]),
+                key=lambda v: v.name,
             )
             return pages.NamespaceRows(namespace, notebooks, await self.rights(user, namespace))
 
-        found = await asyncio.gather(*(one(ns) for ns in namespaces))
-        return pages.rows([s for s in found if s is not None], sorted(set(problems)))
+        sections = await asyncio.gather(*(section(ns) for ns in sorted(by_namespace)))
+        return pages.rows(sections, sorted(set(problems)))
+
+    async def _list_everywhere(self, user: User) -> list[dict[str, Any]] | None:
+        try:
+            return await self.api.list_notebooks(user, None)
+        except ApiError:
+            return None
 
     async def rights(self, user: User, namespace: str) -> pages.Rights:
         key = (user, namespace)
