@@ -96,6 +96,17 @@ def parser() -> argparse.ArgumentParser:
     ssh = command("ssh", "ssh into the notebook (host key pinned from its Secret)")
     ssh.add_argument("name")
     ssh.add_argument("-i", "--identity", type=path, help="private key file")
+    ssh.add_argument(
+        "-t", dest="tty", action="count", default=0, help="ask for a terminal (-tt: force)"
+    )
+    ssh.add_argument(
+        "-L",
+        dest="forwards",
+        action="append",
+        default=[],
+        metavar="[LOCAL:]PORT:HOST:HOSTPORT",
+        help="forward a local port to HOST:HOSTPORT as seen from the notebook, as ssh -L",
+    )
     ssh_config = command("ssh-config", "print a ~/.ssh/config block for IDEs (Remote-SSH)")
     ssh_config.add_argument("name")
     ssh_config.add_argument("-i", "--identity", type=path, help="private key file")
@@ -189,7 +200,8 @@ async def run(session: commands.Session, args: argparse.Namespace, remote: list[
                 ready_within=args.timeout,
             )
         case "ssh":
-            return await commands.ssh(session, args.name, args.identity, remote)
+            flags = ["-t"] * args.tty + [f"-L{forward}" for forward in args.forwards]
+            return await commands.ssh(session, args.name, args.identity, flags, remote)
         case "ssh-config":
             return await commands.ssh_config(session, args.name, args.identity, args.known_hosts)
         case "ssh-proxy":

@@ -373,7 +373,9 @@ def ssh_binary() -> str:
     return found
 
 
-async def ssh(session: Session, name: str, identity: str | None, remote: list[str]) -> int:
+async def ssh(
+    session: Session, name: str, identity: str | None, flags: list[str], remote: list[str]
+) -> int:
     key = await host_key(session, name)
     alias = sshaccess.host_alias(name, session.namespace, session.target.context)
     proxy = sshaccess.proxy_command(
@@ -383,7 +385,7 @@ async def ssh(session: Session, name: str, identity: str | None, remote: list[st
         known_hosts = Path(directory) / "known_hosts"
         sshaccess.write_known_hosts(known_hosts, alias, key)
         options = sshaccess.ssh_options(alias, known_hosts, proxy, identity)
-        argv = sshaccess.ssh_argv(options, alias, remote)
+        argv = sshaccess.ssh_argv(options, alias, remote, flags)
         process = await asyncio.create_subprocess_exec(ssh_binary(), *argv[1:])
         return await process.wait()
 

@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,9 +68,11 @@ def ssh_options(
     return options
 
 
-def ssh_argv(options: list[tuple[str, str]], alias: str, extra: list[str]) -> list[str]:
-    flags = [flag for key, value in options for flag in ("-o", f"{key}={value}")]
-    return ["ssh", *flags, alias, *extra]
+def ssh_argv(
+    options: list[tuple[str, str]], alias: str, remote: list[str], flags: Sequence[str] = ()
+) -> list[str]:
+    settings = [flag for key, value in options for flag in ("-o", f"{key}={value}")]
+    return ["ssh", *settings, *flags, alias, *remote]
 
 
 def config_block(alias: str, options: list[tuple[str, str]]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 import time
 import urllib.request
@@ -37,6 +38,13 @@ def ssh_id(plugin: Plugin, namespace: str, key: Key) -> subprocess.CompletedProc
         if time.monotonic() > deadline:
             return proc
         time.sleep(2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def http_get(url: str) -> tuple[int, str]:
@@ -149,6 +157,25 @@ def test_session_without_yaml(
     )
     assert via_config.returncode == 0, via_config.stderr
     assert via_config.stdout.split() == ["1000", "/t9k/mnt"]
+
+    # a terminal (-tt: stdin here is no tty), and a port forward as ssh -L gives it
+    tty = plugin("ssh", NB, "-n", namespace, "-i", str(key.private), "-tt", "--", "tty")
+    assert tty.returncode == 0 and tty.stdout.strip().startswith("/dev/pts/"), tty
+    port = free_port()
+    forward = subprocess.Popen(
+        [cluster.kubectl_path, "notebook", "ssh", NB, "-n", namespace, "-i", str(key.private),
+         "-L", f"{port}:127.0.0.1:8888", "--", "sleep", "120"],
+        env=plugin_env(cluster), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        prefix = f"/t9k/notebooks/projects/{namespace}/name/{NB}/"
+        status, _ = wait_for(
+            lambda: http_get(f"http://127.0.0.1:{port}{prefix}api/status"), timeout=60
+        )
+        assert status == 200
+    finally:
+        forward.terminate()
+        forward.wait(timeout=30)
 
     logs = ok(plugin("logs", NB, "-n", namespace, "--tail", "50"))
     assert "Jupyter Server" in logs or "jupyter" in logs.lower(), logs
