@@ -1,0 +1,154 @@
+"""The status reconciler and the idle reclaimer, the notebook's two status writers, run
+in-process on the fake API: one apply per change and none without one, transition times kept,
+each writer's conditions left alone by the other (server-side apply field ownership), a lagging
+cache, and the idle reclaimer's pause meeting a notebook the user changed meanwhile (409)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from notebook_controller.idle.jupyter import JupyterActivity
+from notebook_controller.idle.policy_source import PolicySource
+from notebook_controller.reconcilers.idle import CONFLICT_RETRY_SECONDS, IdleReconciler
+from notebook_controller.reconcilers.notebooks import NOTEBOOKS
+from notebook_controller.runtime.apply import StatusApplier
+from notebook_controller.runtime.kube import KubeClient
+from notebook_controller.runtime.objects import JsonDict
+from notebook_controller.runtime.reconcile import Result
+from notebook_controller.runtime.store import Store
+from tests.fake.world import NS, REQUEST, World
+
+STATUS_MANAGER = "notebook-controller-status"
+IDLE_MANAGER = "notebook-controller-idle"
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+
+
+def conditions(world: World) -> dict[str, JsonDict]:
+    return {c["type"]: c for c in world.notebook()["status"]["conditions"]}
+
+
+async def running_notebook(world: World, *, ready: bool = True) -> None:
+    await world.create_notebook()
+    await world.workload.reconcile(REQUEST)
+    await world.services_reconciler.reconcile(REQUEST)
+    await world.run_pod(ready=ready)
+
+
+async def test_status_is_written_once_per_change_and_not_again() -> None:
+    world = World()
+    await running_notebook(world, ready=False)
+    world.api.reset_writes()
+    assert await world.status.reconcile(REQUEST) == Result()
+    assert [w for w in world.writes() if w[0] != "create"] == [
+        ("apply-status", "Notebook", STATUS_MANAGER)
+    ]
+    assert conditions(world)["Ready"]["status"] == "False"
+    world.api.reset_writes()
+    await world.status.reconcile(REQUEST)
+    assert world.writes() == []
+
+
+async def test_ready_moves_with_the_pod_and_keeps_its_transition_time() -> None:
+    world = World()
+    await running_notebook(world, ready=True)
+    world.status.now = lambda: T0
+    await world.status.reconcile(REQUEST)
+    ready = conditions(world)["Ready"]
+    assert (ready["status"], ready["lastTransitionTime"]) == ("True", "2025-01-06T09:00:00Z")
+    assert world.notebook()["status"]["phase"] == "Running"
+    assert [e["type"] for e in world.events("Ready")] == ["Normal"]
+
+    # an hour later something unrelated moves (the user adds a label): Ready keeps its time
+    world.status.now = lambda: T0 + timedelta(hours=1)
+    await world.edit_notebook({"metadata": {"labels": {"team": "a"}}})
+    world.api.reset_writes()
+    await world.status.reconcile(REQUEST)
+    assert world.writes() == []
+    assert conditions(world)["Ready"]["lastTransitionTime"] == "2025-01-06T09:00:00Z"
+
+
+async def test_the_two_status_writers_keep_each_others_conditions() -> None:
+    world = World()
+    await running_notebook(world)
+    await world.status.reconcile(REQUEST)
+    idle_writer = StatusApplier(world.api, NOTEBOOKS, IDLE_MANAGER)  # type: ignore[arg-type]
+    idle = {"type": "Idle", "status": "False", "reason": "RecentActivity", "message": "busy"}
+    raw = world.notebooks.get(NS, "nb")
+    assert raw is not None
+    await idle_writer.apply(
+        raw, {"conditions": [{**idle, "lastTransitionTime": "2025-01-06T09:00:00Z"}]}
+    )
+    assert set(conditions(world)) == {"Ready", "Suspended", "Idle"}
+
+    # the status reconciler's next pass sees its own part unchanged: no write, Idle stays
+    world.api.reset_writes()
+    await world.status.reconcile(REQUEST)
+    assert world.writes() == []
+
+    # a spec change makes it write again: its apply does not remove the idle reclaimer's field
+    await world.edit_notebook({"spec": {"runMode": "paused"}})
+    await world.status.reconcile(REQUEST)
+    assert conditions(world)["Suspended"]["status"] == "True"
+    assert conditions(world)["Idle"]["reason"] == "RecentActivity"
+
+    # the idle reclaimer stops sending its condition: only Idle goes
+    raw = world.notebooks.get(NS, "nb")
+    assert raw is not None
+    await idle_writer.apply(raw, {})
+    assert set(conditions(world)) == {"Ready", "Suspended"}
+
+
+async def test_a_lagging_notebook_cache_does_not_make_the_status_written_twice() -> None:
+    world = World()
+    await running_notebook(world)
+    with world.api.lagging(NOTEBOOKS):
+        await world.status.reconcile(REQUEST)
+        world.api.reset_writes()
+        await world.status.reconcile(REQUEST)  # the cache still shows no status
+        assert [w for w in world.writes() if w[1] == "Notebook"] == []
+
+
+# --- the idle reclaimer's pause -------------------------------------------------------------
+
+
+@dataclass
+class IdleForADay:
+    async def probe(self, **_: object) -> JupyterActivity:
+        return JupyterActivity(reachable=True, started=T0 - timedelta(days=3))
+
+
+def idle_reconciler(world: World, now: datetime) -> IdleReconciler:
+    configmaps = Store()
+    data = {"idleTimeout": "1h", "reclaimGrace": "1h", "probeInterval": "1m"}
+    configmaps.upsert(
+        {"metadata": {"name": "policy", "namespace": NS, "resourceVersion": "1"}, "data": data}
+    )
+    client: KubeClient = world.api  # type: ignore[assignment]
+    return IdleReconciler(
+        client,
+        world.recorder,
+        notebooks=world.notebooks,
+        pods=world.pods,
+        policies=PolicySource(configmaps, NS, "policy", world.recorder),
+        probe=IdleForADay(),  # type: ignore[arg-type]
+        now=lambda: now,
+    )
+
+
+async def test_the_pause_of_a_notebook_changed_meanwhile_is_a_conflict_and_looks_again() -> None:
+    world = World()
+    await running_notebook(world)
+    reconciler = idle_reconciler(world, T0)
+    with world.api.lagging(NOTEBOOKS):
+        # the user changes the notebook; the reclaimer's cache hasn't seen it
+        await world.edit_notebook({"metadata": {"labels": {"team": "a"}}})
+        result = await reconciler.reconcile(REQUEST)
+        assert result == Result(requeue_after=CONFLICT_RETRY_SECONDS)
+        assert world.notebook()["spec"]["runMode"] == "running"
+    # with fresh eyes the pause goes through
+    assert await reconciler.reconcile(REQUEST) == Result()
+    paused = world.notebook()
+    assert paused["spec"]["runMode"] == "paused"
+    assert "notebook.tensorstack.dev/reclaimed-at" in paused["metadata"]["annotations"]
+    assert [e["reason"] for e in world.events("Reclaimed")] == ["Reclaimed"]
