@@ -3,6 +3,8 @@ need to talk to it as users: the trusted proxy's headers, the CSRF token, RBAC f
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import secrets
@@ -12,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,3 +151,56 @@ def grant(
     }
     cluster.apply(role, namespace)
     cluster.apply(binding, namespace)
+
+
+async def run_cell(session: aiohttp.ClientSession, lab: str, ws_base: str, code: str) -> str:
+    """Start a kernel through `lab` (JupyterLab's REST API) and run `code` over the kernel's
+    WebSocket; the cell's stdout."""
+    async with session.get(lab + "lab") as page:
+        assert page.status == 200, (page.status, await page.text())
+    xsrf = next(c.value for c in session.cookie_jar if c.key == "_xsrf")
+    headers = {"X-XSRFToken": xsrf}
+    async with session.post(lab + "api/kernels", json={"name": "python3"}, headers=headers) as r:
+        assert r.status == 201, (r.status, await r.text())
+        kernel = (await r.json())["id"]
+    msg_id = uuid.uuid4().hex
+    request = {
+        "header": {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": "test",
+            "session": uuid.uuid4().hex,
+            "date": "",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        },
+        "buffers": [],
+        "channel": "shell",
+    }
+    output = []
+    url = f"{ws_base}api/kernels/{kernel}/channels"
+    async with asyncio.timeout(60), session.ws_connect(url) as websocket:
+        await websocket.send_str(json.dumps(request))
+        async for message in websocket:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            reply = json.loads(message.data)
+            if reply["parent_header"].get("msg_id") != msg_id:
+                continue
+            if reply["msg_type"] == "stream":
+                output.append(reply["content"]["text"])
+            if reply["msg_type"] == "execute_reply":
+                assert reply["content"]["status"] == "ok", reply["content"]
+                break
+    async with session.delete(lab + f"api/kernels/{kernel}", headers=headers) as r:
+        assert r.status == 204, r.status
+    return "".join(output)

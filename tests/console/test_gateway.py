@@ -6,16 +6,14 @@ from outside the trusted proxy is ignored (401)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.console.console import ConsoleProcess, grant, user_session
+from tests.console.console import ConsoleProcess, grant, run_cell, user_session
 from tests.e2e.controller import ControllerProcess
 from tests.kube import Cluster
 from tests.product.notebooks import seed_notebook, wait_notebook_ready
@@ -38,59 +36,6 @@ def peak_rss(console: ConsoleProcess) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmHWM in /proc/<pid>/status")
-
-
-async def run_cell(session: aiohttp.ClientSession, lab: str, ws_base: str, code: str) -> str:
-    """Start a kernel through `lab` (JupyterLab's REST API) and run `code` over the kernel's
-    WebSocket; the cell's stdout."""
-    async with session.get(lab + "lab") as page:
-        assert page.status == 200, (page.status, await page.text())
-    xsrf = next(c.value for c in session.cookie_jar if c.key == "_xsrf")
-    headers = {"X-XSRFToken": xsrf}
-    async with session.post(lab + "api/kernels", json={"name": "python3"}, headers=headers) as r:
-        assert r.status == 201, (r.status, await r.text())
-        kernel = (await r.json())["id"]
-    msg_id = uuid.uuid4().hex
-    request = {
-        "header": {
-            "msg_id": msg_id,
-            "msg_type": "execute_request",
-            "username": "test",
-            "session": uuid.uuid4().hex,
-            "date": "",
-            "version": "5.3",
-        },
-        "parent_header": {},
-        "metadata": {},
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": True,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        },
-        "buffers": [],
-        "channel": "shell",
-    }
-    output = []
-    url = f"{ws_base}api/kernels/{kernel}/channels"
-    async with asyncio.timeout(60), session.ws_connect(url) as websocket:
-        await websocket.send_str(json.dumps(request))
-        async for message in websocket:
-            if message.type is not aiohttp.WSMsgType.TEXT:
-                continue
-            reply = json.loads(message.data)
-            if reply["parent_header"].get("msg_id") != msg_id:
-                continue
-            if reply["msg_type"] == "stream":
-                output.append(reply["content"]["text"])
-            if reply["msg_type"] == "execute_reply":
-                assert reply["content"]["status"] == "ok", reply["content"]
-                break
-    async with session.delete(lab + f"api/kernels/{kernel}", headers=headers) as r:
-        assert r.status == 204, r.status
-    return "".join(output)
 
 
 def test_kernel_websocket_through_the_gateway_and_403_without_access(
