@@ -9,7 +9,6 @@ the console shows the user.
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -22,8 +21,8 @@ from notebook_controller.runtime.kube import (
     ApiError,
     ResourceKind,
     _error_from_body,
-    load_configuration,
 )
+from notebook_controller.runtime.kubeconfig import Configuration, load_configuration
 
 JsonDict = dict[str, Any]
 
@@ -61,33 +60,22 @@ class User:
 class KubeApi:
     """One aiohttp session to the API server with the console's credentials."""
 
-    def __init__(self, host: str, session: aiohttp.ClientSession, configuration: Any) -> None:
-        self.host = host.rstrip("/")
+    def __init__(self, session: aiohttp.ClientSession, configuration: Configuration) -> None:
+        self.host = configuration.host.rstrip("/")
         self._session = session
         self._configuration = configuration
 
     @classmethod
     async def connect(cls, kubeconfig: str | None, call_timeout: float = 30.0) -> KubeApi:
         configuration = await load_configuration(kubeconfig)
-        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-        if configuration.cert_file:
-            context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
-        if not configuration.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=context, limit=50),
+            connector=aiohttp.TCPConnector(limit=50),
             timeout=aiohttp.ClientTimeout(total=call_timeout),
         )
-        return cls(str(configuration.host), session, configuration)
+        return cls(session, configuration)
 
     async def close(self) -> None:
         await self._session.close()
-
-    async def _auth(self) -> dict[str, str]:
-        settings = await self._configuration.auth_settings()
-        bearer = settings.get("BearerToken")
-        return {"Authorization": bearer["value"]} if bearer else {}
 
     async def request(
         self,
@@ -100,7 +88,8 @@ class KubeApi:
         content_type: str = "application/json",
     ) -> JsonDict:
         headers = user.headers()
-        headers.update(await self._auth())
+        auth, ssl_context = await self._configuration.auth()
+        headers.update(auth)
         headers["Accept"] = "application/json"
         data = None
         if body is not None:
@@ -108,7 +97,14 @@ class KubeApi:
             data = json.dumps(body)
         try:
             async with self._session.request(
-                method, self.host + path, params=list(query), headers=headers, data=data
+                method,
+                self.host + path,
+                params=list(query),
+                headers=headers,
+                data=data,
+                ssl=ssl_context,
+                proxy=self._configuration.proxy,
+                server_hostname=self._configuration.tls_server_name,
             ) as response:
                 raw = await response.read()
                 status, reason = response.status, response.reason or ""
