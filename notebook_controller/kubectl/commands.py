@@ -91,23 +91,31 @@ async def list_notebooks(
     return 0
 
 
-async def describe(session: Session, name: str, output: str | None) -> int:
-    notebook = await session.notebook(name)
+async def events_of(session: Session, kind: str, name: str) -> list[JsonDict]:
     try:
         found = await session.client.list(
             EVENTS,
             session.namespace,
-            field_selector=f"involvedObject.kind=Notebook,involvedObject.name={name}",
+            field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
         )
-        events = [
-            e
-            for e in found.get("items") or []
-            if (e.get("involvedObject") or {}).get("uid") == notebook["metadata"].get("uid")
-        ]
     except ApiError as error:
         if error.status != 403:
             raise
-        events = []  # describing works without the right to read events
+        return []  # describing works without the right to read events
+    items: list[JsonDict] = found.get("items") or []
+    return items
+
+
+async def describe(session: Session, name: str, output: str | None) -> int:
+    notebook = await session.notebook(name)
+    uid = notebook["metadata"].get("uid")
+    events = [
+        e
+        for e in await events_of(session, "Notebook", name)
+        if (e.get("involvedObject") or {}).get("uid") == uid
+    ]
+    # the pod's too: image pulls, scheduling, probes are where a start goes wrong
+    events += await events_of(session, "Pod", pod_name(name))
     commands = {"open": session.hint("open", name)}
     if views.Summary.of(notebook).ssh:
         commands["ssh"] = session.hint("ssh", name)
@@ -304,8 +312,8 @@ async def open_notebook(
             loop.add_signal_handler(sig, stopped.set)
         url = f"http://127.0.0.1:{forward.local_port}{path}"
         print(url, flush=True)
-        if browser and not webbrowser.open(url):
-            say("no browser found: open the URL above")
+        if browser and not (has_graphical_browser() and webbrowser.open(url)):
+            say("no browser here: open the URL above")
         say("forwarding; press Ctrl-C to stop")
         ended = asyncio.ensure_future(forward.process.wait())
         stopping = asyncio.ensure_future(stopped.wait())
@@ -315,6 +323,14 @@ async def open_notebook(
         if not stopped.is_set():
             raise PluginError(forward.failure())
     return 0
+
+
+def has_graphical_browser() -> bool:
+    """Whether a browser can open beside the terminal; without a display, Python's webbrowser
+    would start a text browser (lynx, w3m) inside the user's terminal."""
+    if os.environ.get("BROWSER") or sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 async def logs(

@@ -35,10 +35,6 @@ def is_paused(notebook: JsonDict) -> bool:
     return spec.get("runMode") == "paused" or spec.get("suspend") is True
 
 
-def is_ready(notebook: JsonDict) -> bool:
-    return condition(notebook, CONDITION_READY).get("status") == "True"
-
-
 def main_container(notebook: JsonDict) -> JsonDict:
     containers: list[JsonDict] = (
         ((notebook.get("spec") or {}).get("template") or {}).get("spec") or {}
@@ -196,6 +192,7 @@ def describe_json(
         "conditions": (notebook.get("status") or {}).get("conditions") or [],
         "events": [
             {
+                "object": (e.get("involvedObject") or {}).get("kind"),
                 "type": e.get("type"),
                 "reason": e.get("reason"),
                 "message": e.get("message"),
@@ -248,6 +245,7 @@ def describe_text(described: JsonDict) -> str:
     if s["events"]:
         events = [
             [
+                e["object"] or "",
                 e["type"] or "",
                 e["reason"] or "",
                 age(e["lastTimestamp"], now),
@@ -256,7 +254,8 @@ def describe_text(described: JsonDict) -> str:
             ]
             for e in s["events"]
         ]
-        out.append(_indent(table(["TYPE", "REASON", "AGE", "COUNT", "MESSAGE"], events)))
+        headers = ["OBJECT", "TYPE", "REASON", "AGE", "COUNT", "MESSAGE"]
+        out.append(_indent(table(headers, events)))
     return "\n".join(out)
 
 

@@ -107,16 +107,21 @@ def test_create_list_describe_pause_resume_delete(
     )
     assert f"SSH:       kubectl notebook ssh gpu-nb -n {namespace}" in described
     assert "Conditions:" in described and "Ready" in described
+
     # the controller's events on the notebook (a Normal `Ready` when it became Ready)
-    events = wait_for(
-        lambda: json.loads(ok(plugin("describe", "gpu-nb", "-n", namespace, "-o", "json")))[
-            "events"
-        ],
-        timeout=30,
-        message="an event in describe",
-    )
-    assert ("Normal", "Ready") in {(e["type"], e["reason"]) for e in events}, events
-    assert "Events:\n  TYPE" in ok(plugin("describe", "gpu-nb", "-n", namespace))
+    def described_events() -> list[dict[str, str]] | None:
+        shown = json.loads(ok(plugin("describe", "gpu-nb", "-n", namespace, "-o", "json")))
+        found: list[dict[str, str]] = shown["events"]
+        return found if any(e["object"] == "Notebook" for e in found) else None
+
+    events = wait_for(described_events, timeout=30, message="the notebook's event in describe")
+    kinds = {(e["object"], e["type"], e["reason"]) for e in events}
+    assert ("Notebook", "Normal", "Ready") in kinds, events
+    assert ("Pod", "Normal", "Scheduled") in kinds, events  # the pod's events too
+    page = ok(plugin("describe", "gpu-nb", "-n", namespace)).splitlines()
+    events_at = page.index("Events:")
+    assert page[events_at + 1].split() == ["OBJECT", "TYPE", "REASON", "AGE", "COUNT", "MESSAGE"]
+    assert any(line.split()[:3] == ["Notebook", "Normal", "Ready"] for line in page[events_at:])
     as_json = json.loads(ok(plugin("describe", SEED, "-n", namespace, "-o", "json")))
     assert as_json["name"] == SEED and as_json["ready"] == "True" and as_json["ssh"] is False
     assert as_json["commands"] == {"open": f"kubectl notebook open {SEED} -n {namespace}"}
