@@ -34,7 +34,9 @@ REQUEST = Request(NS, NB)
 USER = "kubectl-client-side-apply"
 
 
-def notebook_manifest(name: str = NB, *, ssh: bool = False, **spec: Any) -> JsonDict:
+def notebook_manifest(
+    name: str = NB, *, namespace: str = NS, ssh: bool = False, **spec: Any
+) -> JsonDict:
     body: JsonDict = {
         "type": "jupyter",
         "runMode": "running",
@@ -46,7 +48,7 @@ def notebook_manifest(name: str = NB, *, ssh: bool = False, **spec: Any) -> Json
     return {
         "apiVersion": "tensorstack.dev/v1beta1",
         "kind": "Notebook",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": body,
     }
 
