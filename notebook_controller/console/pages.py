@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Final
+from urllib.parse import quote
 
 from notebook_controller.console.forms import CreateForm
 from notebook_controller.console.views import NotebookView
@@ -41,7 +42,7 @@ button { margin: 1px; } button[disabled] { opacity: .45; }
 #message { min-height: 1.4em; padding: .3em; } #message.error { color: #a33; }
 .field { margin: .4em 0; } .field label { display: inline-block; width: 11em; }
 .error { color: #a33; } .hint { color: #666; font-size: 12px; }
-dialog { padding: 1em 1.5em; }
+dialog { padding: 1em 1.5em; } h2 a.create { font-size: 14px; font-weight: normal; }
 """
 
 SCRIPT: Final = """
@@ -177,9 +178,14 @@ def rows(sections: Sequence[NamespaceRows], problems: Sequence[str]) -> str:
         body = "".join(_row(nb, section.rights) for nb in section.notebooks)
         if not section.notebooks:
             body = "<tr><td colspan=9 class=hint>no notebooks</td></tr>"
+        create = (
+            f' <a class="create" href="create?namespace={quote(section.namespace)}">Create here</a>'
+            if section.rights.create
+            else ""
+        )
         parts.append(
             f'<section data-namespace="{escape(section.namespace)}">'
-            f"<h2>{escape(section.namespace)}</h2><table>{head}{body}</table></section>"
+            f"<h2>{escape(section.namespace)}{create}</h2><table>{head}{body}</table></section>"
         )
     return "".join(parts)
 

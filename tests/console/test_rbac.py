@@ -99,6 +99,8 @@ def test_each_user_sees_and_acts_only_where_rbac_allows(
     assert notebooks_shown(seen[f"{bob} rows"]) == {f"{ns_b}/nb-b"}
     assert notebooks_shown(seen[f"{carol} rows"]) == {f"{ns_a}/nb-a"}
     assert f'data-namespace="{ns_b}"' not in seen[f"{alice} rows"]
+    assert f'href="create?namespace={ns_a}"' in seen[f"{alice} rows"]
+    assert "Create here" not in seen[f"{carol} rows"]  # a viewer may not create
 
     # alice on bob's notebook: the API server's 403, in its words; nb-b untouched
     status, text = seen[f"alice {ns_b}/nb-b/pause"]
