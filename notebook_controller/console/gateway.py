@@ -40,6 +40,8 @@ ROUTE: Final = PREFIX + "{tail:(/.*)?}"
 ACCESS_TTL: Final = 10.0
 SERVICE_TTL: Final = 30.0
 CHUNK: Final = 64 * 1024
+CONSOLE_COOKIE: Final = "console_csrf"
+"""The console's own cookie: never sent on to a notebook (its server runs the user's code)."""
 CONNECT_ATTEMPTS: Final = 10
 CONNECT_RETRY_DELAY: Final = 0.5
 HOP_BY_HOP: Final = frozenset(
@@ -163,6 +165,10 @@ class Gateway:
             lowered = key.lower()
             if lowered in HOP_BY_HOP or lowered in private:
                 continue
+            if lowered == "cookie":
+                value = _without_cookie(value, CONSOLE_COOKIE)
+                if not value:
+                    continue
             headers.add(key, value)
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Forwarded-Host"] = request.host
@@ -259,3 +265,9 @@ async def _pump(
             else:
                 break
     await sink.close()
+
+
+def _without_cookie(header: str, name: str) -> str:
+    return "; ".join(
+        part.strip() for part in header.split(";") if part.strip().split("=", 1)[0] != name
+    )

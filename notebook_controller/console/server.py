@@ -34,7 +34,13 @@ from aiohttp import web
 
 from notebook_controller.console import pages
 from notebook_controller.console.forms import CreateForm
-from notebook_controller.console.gateway import ROUTE, Gateway, UpstreamMode, _Ttl
+from notebook_controller.console.gateway import (
+    CONSOLE_COOKIE,
+    ROUTE,
+    Gateway,
+    UpstreamMode,
+    _Ttl,
+)
 from notebook_controller.console.identity import IdentityMode, IdentitySettings, identify
 from notebook_controller.console.kubeapi import KubeApi, User
 from notebook_controller.console.views import pause_patch, resume_patch, view
@@ -43,7 +49,7 @@ from notebook_controller.runtime.kube import ApiError, in_cluster
 
 log = structlog.get_logger(__name__)
 
-CSRF_COOKIE: Final = "console_csrf"
+CSRF_COOKIE: Final = CONSOLE_COOKIE
 CSRF_HEADER: Final = "X-CSRF-Token"
 RIGHTS_TTL: Final = 10.0
 ACTIONS: Final = ("pause", "resume", "delete")

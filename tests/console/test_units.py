@@ -183,3 +183,11 @@ def test_form_makes_the_seed_gpu_notebook_and_places_the_api_servers_causes() ->
     refused.add_refusal(403, 'notebooks is forbidden: User "v" cannot create', {})
     assert refused.errors == {"": 'refused: notebooks is forbidden: User "v" cannot create'}
     assert not CreateForm.empty().check_local()
+
+
+def test_the_consoles_cookie_is_not_sent_to_notebooks() -> None:
+    from notebook_controller.console.gateway import _without_cookie
+
+    header = "_xsrf=2|abc; console_csrf=token; username-x=y"
+    assert _without_cookie(header, "console_csrf") == "_xsrf=2|abc; username-x=y"
+    assert _without_cookie("console_csrf=token", "console_csrf") == ""
