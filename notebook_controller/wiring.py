@@ -56,6 +56,9 @@ from notebook_controller.settings import Settings
 log = structlog.get_logger(__name__)
 
 COMPONENT = "notebook-controller"
+# Status changes on the way to Ready within this window go out as one write (Ready=True and the
+# idle probes' verdicts at once): a notebook's start costs ~2 status writes, not one per state.
+STATUS_COALESCE_SECONDS = 5.0
 
 
 # --- predicates and mappers ---------------------------------------------------------------
@@ -180,6 +183,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             secrets=None if secrets is None else secrets.store,
             external_url_base=settings.external_url_base,
             refused=refused,
+            coalesce_seconds=STATUS_COALESCE_SECONDS,
         ),
     )
     status.watch_primary(notebooks)
@@ -211,6 +215,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         pods=pods.store,
         policies=policies,
         route=route,
+        coalesce_seconds=STATUS_COALESCE_SECONDS,
     )
     idle = controller("idle", idle_reconciler)
     idle.watch_primary(notebooks)

@@ -390,11 +390,13 @@ class JupyterProbe:
         return result
 
     async def _probe(self, base: str, request_timeout: float) -> JupyterActivity:
-        # All three requests run to the end (each has its own timeout) and the first failure in
-        # this fixed order is reported: whichever failed first on the wire would change the
-        # Idle condition's message from probe to probe, and so write the status every time.
+        # A server that doesn't answer api/status is asked nothing more: a failing probe (a
+        # pod not serving yet, or gone) costs one request, not three. Then both requests run
+        # to the end (each has its own timeout) and the first failure in this fixed order is
+        # reported: whichever failed first on the wire would change the Idle condition's
+        # message from probe to probe, and so write the status every time.
+        status = await self._get(base, "api/status", request_timeout)
         results: tuple[Any, ...] = await asyncio.gather(
-            self._get(base, "api/status", request_timeout),
             self._get(base, "api/kernels", request_timeout),
             self._get(base, "api/terminals", request_timeout, missing_ok=True),
             return_exceptions=True,
@@ -402,7 +404,7 @@ class JupyterProbe:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        status, kernels, terminals = results
+        kernels, terminals = results
         return summarize(
             _as_dict(status, "api/status"),
             _as_list(kernels, "api/kernels"),

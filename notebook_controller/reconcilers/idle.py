@@ -79,6 +79,10 @@ FIELD_MANAGER: Final = "notebook-controller-idle"
 NAMESPACE_LABELS_TTL: Final = 60.0
 CONFLICT_RETRY_SECONDS: Final = 1.0
 FIRST_RETRY: Final = timedelta(seconds=2)
+# Decisions read off the pod alone (no probe ran): written after the coalescing window.
+_POD_STATE_ONLY: Final = frozenset({Reason.NOT_RUNNING, Reason.NOT_READY})
+# ... and this long while the notebook has had no verdict yet (when coalescing is on).
+STARTING_COALESCE_SECONDS: Final = 30.0
 """After a failed Jupyter probe, the next comes this soon, then twice as late each time."""
 
 
@@ -134,6 +138,7 @@ class IdleReconciler:
         probe: JupyterProbe | None = None,
         max_concurrent_probes: int = 16,
         now: Callable[[], datetime] = utcnow,
+        coalesce_seconds: float = 0.0,
     ) -> None:
         self.client = client
         self.recorder = recorder
@@ -151,7 +156,13 @@ class IdleReconciler:
         self._idle: set[Request] = set()
         # Our part of the status, remembered until the cache shows our last write of it, so a
         # pass that runs before then doesn't send it again.
-        self._status = StatusApplier(client, NOTEBOOKS, FIELD_MANAGER)
+        self._status = StatusApplier(
+            client,
+            NOTEBOOKS,
+            FIELD_MANAGER,
+            coalesce_seconds=coalesce_seconds,
+            clock=lambda: self.now().timestamp(),
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -195,8 +206,8 @@ class IdleReconciler:
         loaded = await self.policies.current()
         if notebook.spec.paused or not await self._covered(notebook, loaded.policy):
             self._untrack(request)
-            await self._apply_status(notebook, raw, None, ssh_seen_at=None)
-            return Result()
+            held = await self._apply_status(notebook, raw, None, ssh_seen_at=None)
+            return Result(requeue_after=held)
         now = self.now()
         pod = notebook_pod(self.pods, notebook)
         pod_seen = (_pod_state(pod), _uid(pod))
@@ -229,7 +240,11 @@ class IdleReconciler:
             pod=observation.pod,
             last_activity=decision.state.last_activity,
         )
-        await self._apply_status(notebook, raw, decision, now if decision.ssh_active else None)
+        held = await self._apply_status(
+            notebook, raw, decision, now if decision.ssh_active else None
+        )
+        if held is not None:  # still due: the pass after the hold decides and writes
+            return Result(requeue_after=held)
         if decision.reclaim is not None:
             return await self._reclaim(request, notebook, raw, decision, loaded.policy)
         interval = _next_probe_in(loaded.policy.probe_interval, failures)
@@ -307,8 +322,10 @@ class IdleReconciler:
         raw: JsonDict,
         decision: Decision | None,
         ssh_seen_at: datetime | None,
-    ) -> None:
-        """Apply our part of the status when it differs from the cache's.
+    ) -> float | None:
+        """Apply our part of the status when it differs from the cache's; return for how long
+        the change is held back instead (coalescing: only what the pod's state alone decides,
+        NotRunning and NotReady, or the condition's removal; a probe's verdict goes at once).
 
         Fields this manager stops sending are removed by the server, so the Idle condition goes
         away with `decision=None`, and lastSshClientActivity, sent again on every write while
@@ -331,8 +348,18 @@ class IdleReconciler:
                 previous=current,
                 now=self.now(),
             )
+        request = Request(notebook.namespace, notebook.name)
         if same_condition(idle, current) and ssh_activity == stored_ssh:
-            return
+            self._status.settled(request)
+            return None
+        urgent = decision is not None and decision.reason not in _POD_STATE_ONLY
+        # Until a first probe's verdict, "can't tell yet" waits longer: a starting notebook's
+        # next news is its verdict, which goes at once and makes the wait one write.
+        starting = current is None or current.get("reason") in _POD_STATE_ONLY
+        window = STARTING_COALESCE_SECONDS if starting and decision is not None else None
+        held = self._status.hold(request, urgent=urgent, window=window)
+        if held is not None:
+            return held
         mine: JsonDict = {}
         if idle is not None:
             mine["conditions"] = [idle]
@@ -344,6 +371,7 @@ class IdleReconciler:
             idle=None if idle is None else idle["status"],
             reason=None if idle is None else idle["reason"],
         )
+        return None
 
     async def _reclaim(
         self,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
-from notebook_controller.api.models import Notebook
+from notebook_controller.api.models import CONDITION_READY, Notebook
 from notebook_controller.builders import status as status_builder
 from notebook_controller.builders import workload
 from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION, is_controlled_by
@@ -23,6 +23,7 @@ from notebook_controller.reconcilers.notebooks import NOTEBOOKS, load_notebook
 from notebook_controller.reconcilers.workload import RefusedWorkloads
 from notebook_controller.runtime.apply import StatusApplier
 from notebook_controller.runtime.clock import utcnow
+from notebook_controller.runtime.conditions import find_condition
 from notebook_controller.runtime.events import EventRecorder
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.objects import JsonDict, controller_uid
@@ -48,7 +49,10 @@ class StatusReconciler:
         external_url_base: str | None,
         refused: RefusedWorkloads | None = None,
         now: Callable[[], datetime] = utcnow,
+        coalesce_seconds: float = 0.0,
     ) -> None:
+        """`coalesce_seconds`: changes on the way to Ready are held back that long and sent as
+        one write (see StatusApplier); Ready turning True is sent at once."""
         self.client = client
         self.recorder = recorder
         self.notebooks = notebooks
@@ -59,7 +63,13 @@ class StatusReconciler:
         self.external_url_base = external_url_base
         self.refused = refused if refused is not None else RefusedWorkloads()
         self.now = now
-        self._status = StatusApplier(client, NOTEBOOKS, FIELD_MANAGER)
+        self._status = StatusApplier(
+            client,
+            NOTEBOOKS,
+            FIELD_MANAGER,
+            coalesce_seconds=coalesce_seconds,
+            clock=lambda: self.now().timestamp(),
+        )
 
     async def reconcile(self, request: Request) -> Result:
         notebook = load_notebook(self.notebooks, request)
@@ -76,7 +86,11 @@ class StatusReconciler:
             now=self.now(),
         )
         if not status_builder.status_changed(desired, current):
+            self._status.settled(request)
             return Result()
+        held = self._status.hold(request, urgent=_turns_ready(current, desired))
+        if held is not None:
+            return Result(requeue_after=held)
         await self._status.apply(raw, desired)
         for event in status_builder.transition_events(current, desired):
             await self.recorder.event(raw, event.type, event.reason, event.message)
@@ -110,3 +124,13 @@ class StatusReconciler:
             workload_hash=workload_hash,
             refused=self.refused.refused(namespace, notebook.name, workload_hash),
         )
+
+
+def _turns_ready(current: JsonDict, desired: JsonDict) -> bool:
+    """Ready becomes True: the write a user waits for, never held back."""
+
+    def ready(status: JsonDict) -> bool:
+        found = find_condition(status.get("conditions") or [], CONDITION_READY)
+        return found is not None and found.get("status") == "True"
+
+    return ready(desired) and not ready(current)

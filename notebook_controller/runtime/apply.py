@@ -101,13 +101,46 @@ class StatusApplier:
     `status()` is our pending write while the cache is older than it, else the cached status;
     `apply()` sends `content` as this manager's whole part (fields it stops sending are removed
     by the server) and remembers it until the cache catches up.
+
+    Coalescing (`coalesce_seconds` > 0): `hold()` tells how long to keep a change back. The
+    first change not yet sent opens a window; changes within it replace each other and one
+    write at its end carries the latest, so a notebook passing through several states in a few
+    seconds costs one write, not one per state. An urgent change (the one a user waits for) is
+    sent at once. Every write wakes every watcher of the object, so this is worth a short delay.
     """
 
-    def __init__(self, client: KubeClient, kind: ResourceKind, field_manager: str) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        kind: ResourceKind,
+        field_manager: str,
+        *,
+        coalesce_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self.kind = kind
         self.field_manager = field_manager
+        self.coalesce_seconds = coalesce_seconds
+        self.clock = clock
         self._written: dict[Request, tuple[str, JsonDict]] = {}
+        self._unsent_since: dict[Request, float] = {}
+
+    def hold(
+        self, request: Request, *, urgent: bool = False, window: float | None = None
+    ) -> float | None:
+        """Seconds to keep this object's changed status back, or None: send it now. `window`
+        overrides `coalesce_seconds` for this change (when coalescing is on)."""
+        if urgent or self.coalesce_seconds <= 0:
+            return None
+        now = self.clock()
+        window = self.coalesce_seconds if window is None else window
+        left = self._unsent_since.setdefault(request, now) + window - now
+        return left if left > 0 else None
+
+    def settled(self, request: Request) -> None:
+        """Nothing to send any more (the world went back to what is stored): close the window."""
+        self._unsent_since.pop(request, None)
 
     def status(self, request: Request, cached: JsonDict) -> JsonDict:
         pending = self._written.get(request)
@@ -132,7 +165,9 @@ class StatusApplier:
             self.kind, request.namespace, request.name, body, self.field_manager
         )
         self._written[request] = (resource_version(written), content)
+        self._unsent_since.pop(request, None)
         return written
 
     def forget(self, request: Request) -> None:
         self._written.pop(request, None)
+        self._unsent_since.pop(request, None)

@@ -130,6 +130,7 @@ class World:
     probe: Probe = field(
         default_factory=lambda: Probe(JupyterActivity(reachable=True, started=T0 - 48 * HOUR))
     )
+    coalesce_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         self.api = ApiServer(self.notebooks)
@@ -145,6 +146,7 @@ class World:
             policies=PolicySource(self.configmaps, NS, POLICY, self.recorder),  # type: ignore[arg-type]
             probe=self.probe,  # type: ignore[arg-type]
             now=lambda: self.now,
+            coalesce_seconds=self.coalesce_seconds,
         )
         return self.reconciler
 
@@ -281,6 +283,36 @@ async def test_a_failed_probe_is_retried_sooner_then_at_the_interval() -> None:
     world.probe.answer = JupyterActivity(reachable=True, started=world.now)
     assert await world.reconcile() == 300
     assert world.idle()["reason"] == "RecentActivity"
+
+
+async def test_a_starting_notebook_costs_one_idle_write_its_first_verdict() -> None:
+    world = World(coalesce_seconds=5)
+    world.probe.answer = JupyterActivity(reachable=True, started=T0)
+    world.notebook()
+    assert await world.reconcile() == 30  # NotRunning: can't tell yet, held back
+    world.now += timedelta(seconds=8)
+    world.pod(ready=False, since=world.now, started=world.now)
+    assert await world.reconcile() == 22  # NotReady: still within the same window
+    world.now += timedelta(seconds=3)
+    world.pod(ready=True, since=world.now, started=world.now)
+    assert await world.reconcile() == 300  # the probe's verdict goes out at once
+    assert (world.idle()["status"], world.idle()["reason"]) == ("False", "RecentActivity")
+    assert len(world.api.applied) == 1
+
+
+async def test_held_news_still_arrives_when_nothing_else_happens() -> None:
+    world = World(coalesce_seconds=5)
+    world.notebook()
+    delay = await world.reconcile()
+    assert delay == 30 and world.api.applied == []
+    world.now += timedelta(seconds=delay)
+    assert await world.reconcile() == 300
+    assert world.idle()["reason"] == "NotRunning"
+    # a running notebook's pod going away is news held for the short window only
+    world.pod()
+    await world.reconcile()
+    world.pod(deleting=True)
+    assert await world.reconcile() == 5
 
 
 # --- 2. leftovers ---------------------------------------------------------------------------

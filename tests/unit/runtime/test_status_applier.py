@@ -65,3 +65,46 @@ async def test_forgotten_and_unknown_objects_read_the_cache() -> None:
     writer.forget(REQUEST)
     assert writer.status(REQUEST, cached("10", {"phase": "Running"})) == {"phase": "Running"}
     assert writer.status(Request("team-a", "other"), cached("1", {})) == {}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def coalescing(seconds: float = 5.0) -> tuple[StatusApplier, ApplyRecorder, Clock]:
+    client, clock = ApplyRecorder("12"), Clock()
+    writer = StatusApplier(
+        cast(KubeClient, client), KIND, "manager-x", coalesce_seconds=seconds, clock=clock
+    )
+    return writer, client, clock
+
+
+async def test_changes_within_the_window_are_held_then_sent_as_one_write() -> None:
+    writer, client, clock = coalescing()
+    assert writer.hold(REQUEST) == 5  # the first change opens the window
+    clock.now += 3
+    assert writer.hold(REQUEST) == 2  # a later change waits for the same window's end
+    clock.now += 2
+    assert writer.hold(REQUEST) is None  # due: the latest content goes out
+    await writer.apply(cached("9", {}), WRITTEN_STATUS)
+    assert len(client.calls) == 1
+    assert writer.hold(REQUEST) == 5  # the write closed that window; a new change opens one
+
+
+async def test_urgent_changes_and_settled_objects_are_not_held() -> None:
+    writer, _, clock = coalescing()
+    assert writer.hold(REQUEST) == 5
+    assert writer.hold(REQUEST, urgent=True) is None
+    writer.settled(REQUEST)  # nothing to send any more: the next change starts afresh
+    clock.now += 4
+    assert writer.hold(REQUEST) == 5
+    assert writer.hold(REQUEST, window=30) == 30  # a longer window for this change
+
+
+async def test_without_coalescing_nothing_is_held() -> None:
+    writer, _ = await written_at("12")
+    assert writer.hold(REQUEST) is None
