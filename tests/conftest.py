@@ -41,6 +41,11 @@ def pytest_runtest_makereport(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # whatever uses the cluster, however indirectly, is marked: `-m "not cluster"` runs
+        # everything a machine without Kubernetes can
+        if "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable
 
 

@@ -1,6 +1,6 @@
 """Session fixture installing the Notebook CRD into the test cluster.
 
-Use it from a conftest: ``from tests.crd import notebook_crd  # noqa: F401``.
+Registered for every test by the root conftest (`pytest_plugins`).
 
 The CRD is generated from the current models (not read from deploy/), so a test run always
 sees the schema of the code under test; tests/unit/api checks the committed copy is the same.

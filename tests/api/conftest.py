@@ -7,12 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.crd import notebook_crd  # noqa: F401
 from tests.kube import Cluster
 
 
 @pytest.fixture(scope="module")
-def rejection_namespace(cluster: Cluster, notebook_crd: str) -> Iterator[str]:  # noqa: F811
+def rejection_namespace(cluster: Cluster, notebook_crd: str) -> Iterator[str]:
     """One namespace for a module's rejected Notebooks: nothing is ever stored in it."""
     name = f"t-rejected-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)

@@ -28,7 +28,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.crd import notebook_crd  # noqa: F401  (session fixture)
 from tests.e2e.controller import AUDIT_LOG, WRITE_VERBS, audit_position, condition, get, items, seed
 from tests.kube import ROOT, Cluster, wait_for
 from tests.realnode import REAL_NODE, built_image
@@ -183,7 +182,7 @@ def overlay(directory: Path, install: Install) -> str:
 def installed(
     cluster: Cluster,
     controller_image: str,
-    notebook_crd: str,  # noqa: F811
+    notebook_crd: str,
     real_node: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Install]:

@@ -45,7 +45,6 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.crd import notebook_crd  # noqa: F401  (session fixture)
 from tests.deploy.test_in_cluster import controller_image, is_ready  # noqa: F401  (fixture)
 from tests.e2e.controller import AUDIT_LOG, audit_position, seed
 from tests.kube import ROOT, Cluster, wait_for
@@ -202,7 +201,7 @@ def installed(
     request: pytest.FixtureRequest,
     cluster: Cluster,
     controller_image: str,  # noqa: F811
-    notebook_crd: str,  # noqa: F811
+    notebook_crd: str,
     real_node: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Install]:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess
 from tests.kube import Cluster
 
@@ -23,7 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def controller(
     cluster: Cluster,
     namespace: str,
-    notebook_crd: str,  # noqa: F811
+    notebook_crd: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[ControllerProcess]:

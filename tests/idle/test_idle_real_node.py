@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from notebook_controller.runtime.clock import parse_rfc3339 as parse_time
-from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess, condition, get, sleep_until, wait_condition
 from tests.idle.jupyter import free_port
 from tests.kube import Cluster, wait_for
@@ -36,7 +35,7 @@ POLICY = "idle-policy"
 def controller(
     cluster: Cluster,
     real_namespace: str,
-    notebook_crd: str,  # noqa: F811
+    notebook_crd: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[ControllerProcess]:

@@ -18,7 +18,6 @@ import pytest
 
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
 from notebook_controller.idle.policy import OPT_OUT_ANNOTATION
-from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import (
     ControllerProcess,
     audit_position,
@@ -98,7 +97,7 @@ def server(namespace: str, tmp_path: Path) -> Iterator[JupyterServer]:
 def controller(
     cluster: Cluster,
     namespace: str,
-    notebook_crd: str,  # noqa: F811
+    notebook_crd: str,
     server: JupyterServer,
     tmp_path: Path,
     request: pytest.FixtureRequest,

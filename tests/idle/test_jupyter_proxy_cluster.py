@@ -29,7 +29,6 @@ from notebook_controller.idle.jupyter import (
 )
 from notebook_controller.runtime.clock import parse_rfc3339 as parse_time
 from notebook_controller.runtime.kube import KubeClient, in_cluster
-from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess, condition, get, wait_condition
 from tests.idle.jupyter import free_port, notebook_prefix
 from tests.kube import Cluster, wait_for
@@ -224,7 +223,7 @@ def notebook(namespace: str, image: str) -> dict[str, Any]:
 def controller(
     cluster: Cluster,
     real_namespace: str,
-    notebook_crd: str,  # noqa: F811
+    notebook_crd: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[ControllerProcess]:

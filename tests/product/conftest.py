@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.crd import notebook_crd  # noqa: F401
 from tests.e2e.controller import ControllerProcess
 from tests.kube import Cluster
 from tests.product.browser import Chromium
@@ -26,7 +25,7 @@ def controller_args() -> list[str]:
 def controller(
     cluster: Cluster,
     namespace: str,
-    notebook_crd: str,  # noqa: F811
+    notebook_crd: str,
     controller_args: list[str],
     tmp_path: Path,
     request: pytest.FixtureRequest,

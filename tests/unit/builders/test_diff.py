@@ -12,8 +12,8 @@ import pytest
 from notebook_controller.api.models import Notebook
 from notebook_controller.builders import services, workload
 from notebook_controller.runtime.diff import covers, needs_apply, parse_quantity
-from tests.unit.builders.conftest import SEED_GPU, SEED_SSH, with_spec
-from tests.unit.builders.conftest import served as served_notebook
+from tests.unit.builders.seeds import SEED_GPU, SEED_SSH, with_spec
+from tests.unit.builders.seeds import served as served_notebook
 
 
 def _as_served(desired: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from notebook_controller.api.models import Notebook
 from notebook_controller.builders import workload
-from tests.unit.builders.conftest import with_spec
+from tests.unit.builders.seeds import with_spec
 
 
 def test_gpu_example_runs_under_the_t9k_scheduler_in_its_queue(gpu: Notebook) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from notebook_controller.api.models import Notebook
 from notebook_controller.builders import services
-from tests.unit.builders.conftest import with_spec
+from tests.unit.builders.seeds import with_spec
 
 
 def test_http_service_targets_the_named_port(basic: Notebook) -> None:

@@ -9,7 +9,7 @@ from notebook_controller.builders import status as st
 from notebook_controller.builders import workload
 from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION
 from notebook_controller.builders.ssh import KeySecretProblem
-from tests.unit.builders.conftest import with_spec
+from tests.unit.builders.seeds import with_spec
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)

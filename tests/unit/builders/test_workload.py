@@ -5,7 +5,7 @@ from typing import Any
 from notebook_controller.api.models import Notebook
 from notebook_controller.builders import workload
 from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION
-from tests.unit.builders.conftest import SEED_BASIC, served, with_spec
+from tests.unit.builders.seeds import SEED_BASIC, served, with_spec
 
 
 def _main(sts: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from notebook_controller.reconcilers.ssh import SSHReconciler, pod_started
 from notebook_controller.runtime.kube import ApiError
 from notebook_controller.runtime.reconcile import Request
 from notebook_controller.runtime.store import Store
-from tests.unit.builders.conftest import SEED_SSH
+from tests.unit.builders.seeds import SEED_SSH
 
 REQUEST = Request("proj", "notebook-sample")
 POD = "managed-notebook-notebook-sample-0"

@@ -9,7 +9,7 @@ from notebook_controller.runtime.apply import ChildApplier
 from notebook_controller.runtime.kinds import STATEFULSETS
 from notebook_controller.runtime.kube import ResourceKind
 from notebook_controller.runtime.reconcile import soonest
-from tests.unit.builders.conftest import SEED_BASIC, served
+from tests.unit.builders.seeds import SEED_BASIC, served
 
 
 class RecordingClient:
