@@ -15,7 +15,7 @@ Everything the node touches outside its own directories is recorded the first ti
 in the build cache, kept) and put back by `down`: sysctls, /var/lib/kubelet, /var/log/pods,
 /var/log/containers, /var/lib/cni, /run/netns. `leftovers()` lists whatever is still there.
 
-Standard library only. Imported by hack/cluster.py.
+Standard library only. Imported by hack/cluster.py (and components, pki).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ used by admission, not by a request of its own: `update` on notebooks/finalizers
 OwnerReferencesPermissionEnforcement checks on every child created with blockOwnerDeletion (the
 test shows the plugin is on: the same create by an identity without that rule is refused).
 
-The audit log must hold reads (get/list/watch) by ServiceAccounts: hack/cluster.py's
+The audit log must hold reads (get/list/watch) by ServiceAccounts: hack/components.py's
 AUDIT_POLICY does, for an API server started with it.
 """
 
@@ -589,7 +589,7 @@ def test_every_rule_used_and_nothing_denied(installed: Install) -> None:
     # reads by ServiceAccounts are audited (else no rule with get/list/watch can be shown used)
     wait_request(
         install, since, "appear in the audit log with its list requests (is the API server running"
-        " hack/cluster.py's AUDIT_POLICY, which logs ServiceAccounts' reads?)",
+        " hack/components.py's AUDIT_POLICY, which logs ServiceAccounts' reads?)",
         lambda e: e["verb"] == "list", timeout=60,
     )  # fmt: skip
 
