@@ -97,7 +97,7 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 def _api_client(cluster: Cluster) -> Any:
     from kubernetes import config
 
-    return config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    return config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(scope="session")

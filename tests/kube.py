@@ -27,7 +27,7 @@ class WaitTimeout(AssertionError):
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 60.0,
     interval: float = 0.5,
     message: str | Callable[[], str] = "",
@@ -41,7 +41,7 @@ def wait_for(
     while True:
         try:
             result = predicate()
-            if result:
+            if result:  # a falsy value (None, False, [], "") is "not yet"
                 return result
         except Exception as exc:
             last_exc = exc

@@ -13,6 +13,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,8 +53,9 @@ def scratch(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     assert down.returncode == 0, down.stderr
 
 
-def state(env: dict[str, str]) -> dict:  # type: ignore[type-arg]
-    return json.loads((Path(env["NBCTL_CLUSTER_DIR"]) / "state.json").read_text())
+def state(env: dict[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads((Path(env["NBCTL_CLUSTER_DIR"]) / "state.json").read_text())
+    return found
 
 
 def test_up_twice_reuses(scratch: dict[str, str]) -> None:

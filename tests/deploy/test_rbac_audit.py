@@ -365,7 +365,7 @@ def grants(install: Install) -> list[Grant]:
     for binding in docs:
         if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
             continue
-        if subject not in binding.get("subjects") or []:
+        if subject not in (binding.get("subjects") or []):
             continue
         where = binding["metadata"].get("namespace")  # None for a ClusterRoleBinding
         role_ref = binding["roleRef"]

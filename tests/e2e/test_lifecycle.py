@@ -232,7 +232,7 @@ def test_tampered_children_are_restored(
             if sts
             else {}
         )
-        return env.get("NB_PREFIX", "").startswith("/t9k/notebooks/")
+        return str(env.get("NB_PREFIX", "")).startswith("/t9k/notebooks/")
 
     wait_for(env_restored, timeout=60, message="NB_PREFIX restored")
     wait_condition(cluster, namespace, NB, "Ready", "True", timeout=180)

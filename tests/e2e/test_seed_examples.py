@@ -23,7 +23,7 @@ MANAGED = "-l=app.kubernetes.io/managed-by=notebook-controller"
 
 
 def _env(container: dict[str, object]) -> dict[str, object]:
-    return {e["name"]: e.get("value") for e in container.get("env") or []}  # type: ignore[attr-defined, index]
+    return {e["name"]: e.get("value") for e in container.get("env") or []}  # type: ignore[attr-defined]
 
 
 def _names(objs: list[dict[str, object]]) -> set[str]:

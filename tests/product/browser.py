@@ -148,7 +148,7 @@ class Page:
 
     async def press(self, key: str, code: str, key_code: int, modifiers: int = 0) -> None:
         """A real key press (keyDown + keyUp); modifiers: 1 Alt, 2 Ctrl, 4 Meta, 8 Shift."""
-        common = {
+        common: dict[str, Any] = {
             "key": key,
             "code": code,
             "windowsVirtualKeyCode": key_code,

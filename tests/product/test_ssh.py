@@ -104,6 +104,6 @@ def test_seed_ssh_example_logs_in_and_keeps_its_host_key(
     assert login(port, second, known_hosts) == ["1000", "/t9k/mnt"]
     assert login(port, first, known_hosts) == ["1000", "/t9k/mnt"]
     print(f"second key Secret added to ssh.authorized_keys: pod rolled, Ready in {rolled:.1f} s")
-    notebook = get(cluster, namespace, "notebook", NB)
-    assert condition(notebook, "SSHKeysReady") == {}, notebook
+    rolled_notebook = get(cluster, namespace, "notebook", NB)
+    assert condition(rolled_notebook, "SSHKeysReady") == {}, rolled_notebook
     assert host_public_key(cluster, namespace, NB) == host_key

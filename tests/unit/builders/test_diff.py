@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def test_a_served_object_with_defaults_needs_no_apply(gpu: Notebook) -> None:
 
 def test_editing_an_owned_field_needs_an_apply(gpu: Notebook) -> None:
     desired = workload.statefulset(gpu)
-    for tamper in (
+    tampers: tuple[Callable[[dict[str, Any]], object], ...] = (
         lambda s: s["spec"].update(replicas=3),
         lambda s: s["spec"]["template"]["spec"]["containers"][0].update(image="evil"),
         lambda s: s["spec"]["template"]["spec"]["containers"][0]["env"].pop(),
@@ -67,7 +68,8 @@ def test_editing_an_owned_field_needs_an_apply(gpu: Notebook) -> None:
         ),
         lambda s: s["metadata"].pop("ownerReferences"),
         lambda s: s["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].clear(),
-    ):
+    )
+    for tamper in tampers:
         served = _as_served(desired)
         tamper(served)
         assert needs_apply(desired, served)

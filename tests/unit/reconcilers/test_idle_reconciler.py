@@ -143,7 +143,7 @@ class World:
             self.recorder,  # type: ignore[arg-type]
             notebooks=self.notebooks,
             pods=self.pods,
-            policies=PolicySource(self.configmaps, NS, POLICY, self.recorder),  # type: ignore[arg-type]
+            policies=PolicySource(self.configmaps, NS, POLICY, self.recorder),
             probe=self.probe,  # type: ignore[arg-type]
             now=lambda: self.now,
             coalesce_seconds=self.coalesce_seconds,

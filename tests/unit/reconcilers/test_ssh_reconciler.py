@@ -156,5 +156,7 @@ def test_a_pod_has_started_once_any_container_ran() -> None:
         }
     }
     assert pod_started(crashed)
-    init_running = {"status": {"initContainerStatuses": [{"state": {"running": {}}}]}}
+    init_running: dict[str, Any] = {
+        "status": {"initContainerStatuses": [{"state": {"running": {}}}]}
+    }
     assert pod_started(init_running)
