@@ -17,7 +17,7 @@ from tests.e2e.controller import ControllerProcess, get
 from tests.kube import Cluster, wait_for
 from tests.kubectl.conftest import Plugin, plugin_env
 from tests.kubectl.support import ok, one_line_error
-from tests.product.notebooks import Key, keygen
+from tests.product.notebooks import Key, key_secret, keygen, seed_notebook
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -25,13 +25,15 @@ NB = "term-nb"
 _NOT_YET = ("Connection refused", "Connection reset", "Connection closed", "ended:")
 
 
-def ssh_id(plugin: Plugin, namespace: str, key: Key) -> subprocess.CompletedProcess[str]:
-    """`kubectl notebook ssh NB -i KEY -- id -u`, retried only while sshd is not answering yet
-    (a refused host key comes back at once, for the caller to check)."""
+def ssh_id(
+    plugin: Plugin, namespace: str, key: Key, name: str = NB, option: str = "-u"
+) -> subprocess.CompletedProcess[str]:
+    """`kubectl notebook ssh NAME -i KEY -- id -u`, retried only while sshd is not answering
+    yet (a refused host key comes back at once, for the caller to check)."""
     deadline = time.monotonic() + 60
     while True:
         started = time.monotonic()
-        proc = plugin("ssh", NB, "-n", namespace, "-i", str(key.private), "--", "id", "-u")
+        proc = plugin("ssh", name, "-n", namespace, "-i", str(key.private), "--", "id", option)
         print(f"kubectl notebook ssh -- id -u: {time.monotonic() - started:.2f}s")
         if proc.returncode != 255 or not any(s in proc.stderr for s in _NOT_YET):
             return proc
@@ -280,3 +282,26 @@ def test_ssh_refuses_a_host_key_that_is_not_the_notebooks(
     )
     assert via_config.returncode == 255 and via_config.stdout == ""
     assert "Host key verification failed" in via_config.stderr, via_config.stderr
+
+
+def test_seed_ssh_example_by_name(
+    cluster: Cluster,
+    real_namespace: str,
+    controller: ControllerProcess,
+    notebook_image: str,
+    plugin: Plugin,
+    tmp_path: Path,
+) -> None:
+    """A notebook the plugin did not make: the seed's SSH example (NodePort Service, key Secret
+    `my-public-key`), applied as YAML; ssh and open reach it through port-forwards."""
+    namespace = real_namespace
+    key = keygen(tmp_path / "id_ed25519")
+    cluster.apply(key_secret("my-public-key", key), namespace)
+    manifest = seed_notebook("notebook-ssh-sample.yaml", notebook_image)
+    cluster.apply(manifest, namespace)
+    name = manifest["metadata"]["name"]
+    ok(plugin("resume", name, "-n", namespace, timeout=600))  # already running: waits for Ready
+    described = json.loads(ok(plugin("describe", name, "-n", namespace, "-o", "json")))
+    assert described["commands"]["ssh"] == f"kubectl notebook ssh {name} -n {namespace}"
+    proc = ssh_id(plugin, namespace, key, name, "-un")
+    assert (proc.returncode, proc.stdout.strip()) == (0, "t9kuser"), proc.stderr
