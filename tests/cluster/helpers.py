@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.kube import Cluster, wait_for
+from tests.kube import Cluster, condition, wait_for
 
 FAKE_NODES = {"kwok-cpu-0", "kwok-gpu-0"}
 GPU_NODE = "kwok-gpu-0"
@@ -37,13 +37,6 @@ def pod(
     }
 
 
-def condition(obj: dict[str, Any], type_: str) -> str | None:
-    for c in obj.get("status", {}).get("conditions", []) or []:
-        if c.get("type") == type_:
-            return str(c.get("status"))
-    return None
-
-
 def wait_pod_running(
     cluster: Cluster, namespace: str, name: str, timeout: float = 90
 ) -> dict[str, Any]:
@@ -52,7 +45,11 @@ def wait_pod_running(
     def check() -> dict[str, Any] | None:
         p: dict[str, Any] = cluster.get_json("pod", "-n", namespace, name)
         st = p.get("status", {})
-        if st.get("phase") == "Running" and condition(p, "Ready") == "True" and st.get("podIP"):
+        if (
+            st.get("phase") == "Running"
+            and condition(p, "Ready").get("status") == "True"
+            and st.get("podIP")
+        ):
             return p
         return None
 

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.controller import AUDIT_LOG, WRITE_VERBS, audit_position, condition, get, items, seed
-from tests.kube import ROOT, Cluster, wait_for
+from tests.e2e.controller import AUDIT_LOG, WRITE_VERBS, audit_position, seed
+from tests.kube import ROOT, Cluster, condition, get, items, wait_for
 from tests.realnode import REAL_NODE, built_image
 
 # the first test also builds the image (fast when its inputs did not change)

@@ -16,7 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.kube import ROOT, Cluster, wait_for
+from tests.kube import (  # noqa: F401  (get, items, condition, wait_condition: also imported from here by tests/kubectl)
+    ROOT,
+    Cluster,
+    condition,
+    get,
+    items,
+    wait_condition,
+    wait_for,
+    warning_events,
+)
 
 SEEDS = ROOT / "tests" / "api" / "seed"
 AUDIT_LOG = ROOT / ".cluster" / "audit.log"
@@ -125,61 +134,6 @@ class ControllerProcess:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
-
-
-# --- reading the cluster -----------------------------------------------------------------
-
-
-def get(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
-    proc = cluster.kubectl("get", "-n", namespace, kind, name, "-o", "json", check=False)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
-
-
-def items(cluster: Cluster, namespace: str, kind: str, *selector: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = cluster.get_json(kind, "-n", namespace, *selector)["items"]
-    return found
-
-
-def condition(notebook: dict[str, Any] | None, type_: str) -> dict[str, Any]:
-    for found in ((notebook or {}).get("status") or {}).get("conditions") or []:
-        if found.get("type") == type_:
-            return dict(found)
-    return {}
-
-
-def wait_condition(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    type_: str,
-    status: str,
-    reason: str | None = None,
-    timeout: float = 120,
-) -> dict[str, Any]:
-    """Wait until the notebook's condition has `status` (and `reason`); return the notebook."""
-
-    def check() -> dict[str, Any] | None:
-        notebook = get(cluster, namespace, "notebook", name)
-        found = condition(notebook, type_)
-        if found.get("status") == status and (reason is None or found.get("reason") == reason):
-            return notebook
-        return None
-
-    def describe() -> str:
-        notebook = get(cluster, namespace, "notebook", name)
-        return f"{type_}={status} ({reason}) on {name}; status: {(notebook or {}).get('status')}"
-
-    found = wait_for(check, timeout=timeout, interval=1, message=describe)
-    assert found is not None  # wait_for returns only a truthy value
-    return found
-
-
-def warning_events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
-    return [
-        e
-        for e in cluster.events(namespace, name)
-        if e.get("type") == "Warning" and e["involvedObject"].get("kind") == "Notebook"
-    ]
 
 
 def seed(name: str) -> str:

@@ -7,16 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.e2e.controller import (
-    ControllerProcess,
-    condition,
-    get,
-    items,
-    seed,
-    wait_condition,
-    warning_events,
-)
-from tests.kube import Cluster, wait_for
+from tests.e2e.controller import ControllerProcess, seed
+from tests.kube import Cluster, condition, get, items, wait_condition, wait_for, warning_events
 
 NB = "notebook-sample"
 STS = "managed-notebook-notebook-sample"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.controller import ControllerProcess, condition, get, wait_condition, warning_events
-from tests.kube import Cluster, wait_for
+from tests.e2e.controller import ControllerProcess
+from tests.kube import Cluster, condition, get, wait_condition, wait_for, warning_events
 from tests.realnode import REAL_NODE, TEST_IMAGE
 
 pytestmark = pytest.mark.cluster

@@ -7,15 +7,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from tests.e2e.controller import (
-    AUDIT_LOG,
-    ControllerProcess,
-    audit_position,
-    condition,
-    controller_writes,
-    items,
-)
-from tests.kube import Cluster, wait_for
+from tests.e2e.controller import AUDIT_LOG, ControllerProcess, audit_position, controller_writes
+from tests.kube import Cluster, condition, items, wait_for
 
 MANAGED = "-l=app.kubernetes.io/managed-by=notebook-controller"
 QUIET_WINDOW_SECONDS = 120

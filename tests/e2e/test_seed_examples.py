@@ -8,16 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.e2e.controller import (
-    ControllerProcess,
-    condition,
-    get,
-    items,
-    seed,
-    wait_condition,
-    warning_events,
-)
-from tests.kube import Cluster, wait_for
+from tests.e2e.controller import ControllerProcess, seed
+from tests.kube import Cluster, condition, get, items, wait_condition, wait_for, warning_events
 
 MANAGED = "-l=app.kubernetes.io/managed-by=notebook-controller"
 

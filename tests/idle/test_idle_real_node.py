@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from notebook_controller.runtime.clock import parse_rfc3339 as parse_time
-from tests.e2e.controller import ControllerProcess, condition, get, sleep_until, wait_condition
+from tests.e2e.controller import ControllerProcess, sleep_until
 from tests.idle.jupyter import free_port
-from tests.kube import Cluster, wait_for
+from tests.kube import Cluster, condition, get, wait_condition, wait_for
 from tests.realnode import NODE_IP, TEST_IMAGE
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]

@@ -18,15 +18,7 @@ import pytest
 
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
 from notebook_controller.idle.policy import OPT_OUT_ANNOTATION
-from tests.e2e.controller import (
-    ControllerProcess,
-    audit_position,
-    condition,
-    controller_writes,
-    get,
-    iso_now,
-    wait_condition,
-)
+from tests.e2e.controller import ControllerProcess, audit_position, controller_writes, iso_now
 from tests.idle.jupyter import (
     JupyterServer,
     JupyterUser,
@@ -34,7 +26,7 @@ from tests.idle.jupyter import (
     notebook_prefix,
     start_jupyter_server,
 )
-from tests.kube import Cluster, wait_for
+from tests.kube import Cluster, condition, get, wait_condition, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 

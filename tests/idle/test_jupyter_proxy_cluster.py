@@ -29,9 +29,9 @@ from notebook_controller.idle.jupyter import (
 )
 from notebook_controller.runtime.clock import parse_rfc3339 as parse_time
 from notebook_controller.runtime.kube import KubeClient, in_cluster
-from tests.e2e.controller import ControllerProcess, condition, get, wait_condition
+from tests.e2e.controller import ControllerProcess
 from tests.idle.jupyter import free_port, notebook_prefix
-from tests.kube import Cluster, wait_for
+from tests.kube import Cluster, condition, get, wait_condition, wait_for
 from tests.realnode import REAL_NODE, wait_ready
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]

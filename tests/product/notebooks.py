@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import yaml
 
-from tests.e2e.controller import SEEDS, condition, get
+from tests.e2e.controller import SEEDS
 from tests.idle.jupyter import JupyterUser, notebook_prefix
-from tests.kube import ROOT, Cluster, wait_for
+from tests.kube import ROOT, Cluster, condition, get, wait_for
 from tests.realnode import NODE_IP, REAL_NODE
 
 NOTEBOOK_IMAGE = "registry.nbctl.local/notebook:1"

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from tests.e2e.controller import ControllerProcess, condition, get, wait_condition
-from tests.kube import Cluster
+from tests.e2e.controller import ControllerProcess
+from tests.kube import Cluster, condition, get, wait_condition
 from tests.product.browser import JUPYTERLAB_RENDERED, Chromium, Page
 from tests.product.notebooks import (
     idle_controller_args,

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
-from tests.e2e.controller import ControllerProcess, condition, get, wait_condition
-from tests.kube import Cluster, wait_for
+from tests.e2e.controller import ControllerProcess
+from tests.kube import Cluster, condition, get, wait_condition, wait_for
 from tests.product.notebooks import (
     host_public_key,
     http_service,

@@ -16,9 +16,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.controller import ControllerProcess, condition, get
+from tests.e2e.controller import ControllerProcess
 from tests.idle.jupyter import notebook_prefix
-from tests.kube import Cluster, wait_for
+from tests.kube import Cluster, condition, get, wait_for
 from tests.product.browser import JUPYTERLAB_RENDERED, Chromium
 from tests.product.notebooks import (
     jupyter_status,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.controller import ControllerProcess, condition, get
-from tests.kube import Cluster
+from tests.e2e.controller import ControllerProcess
+from tests.kube import Cluster, condition, get
 from tests.product.notebooks import (
     Key,
     host_public_key,
