@@ -68,6 +68,21 @@ async def test_ready_moves_with_the_pod_and_keeps_its_transition_time() -> None:
     assert conditions(world)["Ready"]["lastTransitionTime"] == "2025-01-06T09:00:00Z"
 
 
+async def test_a_tampered_status_is_written_back() -> None:
+    world = World()
+    await running_notebook(world)
+    await world.status.reconcile(REQUEST)
+    forged = {"status": {"phase": "Failed", "conditions": [{"type": "Ready", "status": "False"}]}}
+    await world.api.patch(NOTEBOOKS, NS, "nb", forged, "merge", "status", field_manager="someone")
+    assert world.notebook()["status"]["phase"] == "Failed"
+    world.api.reset_writes()
+    await world.status.reconcile(REQUEST)
+    notebook_writes = [w for w in world.writes() if w[1] == "Notebook"]
+    assert notebook_writes == [("apply-status", "Notebook", STATUS_MANAGER)]
+    assert world.notebook()["status"]["phase"] == "Running"
+    assert conditions(world)["Ready"]["status"] == "True"
+
+
 async def test_the_two_status_writers_keep_each_others_conditions() -> None:
     world = World()
     await running_notebook(world)
