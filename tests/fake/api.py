@@ -15,6 +15,7 @@ server and compares):
   stale), POST of an existing name (409 AlreadyExists), 404 for what isn't there, delete
   preconditions on the uid (409);
 - a validation hook per kind answers 422 Invalid, as the API server's validation does;
+  `forbidden` verbs answer 403, as RBAC does;
 - deleting an owner deletes the objects it controls (garbage collection, at once).
 
 Caches: `cache(kind)` is a `Store` fed by every write, as an informer's would be; `lagging(kind)`
@@ -183,6 +184,8 @@ class FakeApi:
         self.configuration = SimpleNamespace(host="https://fake-api-server")
         self.kinds: dict[str, ResourceKind] = {kind.plural: kind for kind in kinds}
         self.validators: dict[str, Validator] = {}
+        self.forbidden: set[tuple[str, str]] = set()
+        """(verb, plural) pairs RBAC refuses (403), verbs as in `Write.verb`."""
         self.writes: list[Write] = []
         self.exec_handler: Callable[[str, str, str, Sequence[str]], str] | None = None
         self._objects: dict[tuple[str, str, str], _Stored] = {}
@@ -318,6 +321,7 @@ class FakeApi:
         if patch_type != "merge":
             raise NotImplementedError(f"the fake API does not serve {patch_type} patches")
         self.writes.append(Write("patch", kind.kind, namespace or "", name, field_manager))
+        self._authorize("patch", kind, name)
         stored = self._existing(kind, namespace or "", name)
         wanted = (body.get("metadata") or {}).get("resourceVersion")
         current = stored.obj["metadata"]["resourceVersion"]
@@ -348,6 +352,7 @@ class FakeApi:
         propagation_policy: str = "Background",
     ) -> None:
         self.writes.append(Write("delete", kind.kind, namespace or "", name, None))
+        self._authorize("delete", kind, name)
         key = (kind.plural, namespace or "", name)
         stored = self._objects.get(key)
         if stored is None:
@@ -371,6 +376,10 @@ class FakeApi:
 
     # --- the server's side ----------------------------------------------------------------
 
+    def _authorize(self, verb: str, kind: ResourceKind, name: str) -> None:
+        if (verb, kind.plural) in self.forbidden:
+            raise ApiError(403, "Forbidden", f'{kind.plural} "{name}" is forbidden ({verb})')
+
     def _existing(self, kind: ResourceKind, namespace: str, name: str) -> _Stored:
         stored = self._objects.get((kind.plural, namespace, name))
         if stored is None:
@@ -382,6 +391,7 @@ class FakeApi:
     ) -> JsonDict:
         name = body["metadata"]["name"]
         self.writes.append(Write("create", kind.kind, namespace, name, field_manager))
+        self._authorize("create", kind, name)
         if (kind.plural, namespace, name) in self._objects:
             raise ApiError(409, "AlreadyExists", f'{kind.plural} "{name}" already exists')
         stored = _Stored({})
@@ -405,6 +415,7 @@ class FakeApi:
     ) -> JsonDict:
         verb = "apply-status" if subresource == "status" else "apply"
         self.writes.append(Write(verb, kind.kind, namespace, name, manager))
+        self._authorize(verb, kind, name)
         stored = self._objects.get((kind.plural, namespace, name))
         if stored is None and subresource == "status":
             raise ApiError(404, "NotFound", f'{kind.plural} "{name}" not found')

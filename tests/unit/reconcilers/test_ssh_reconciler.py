@@ -1,4 +1,5 @@
-"""The host-key Secret is POSTed, never read: once per pod that may need it, 409 means it exists."""
+"""The host-key Secret is POSTed, never read: once per pod that may need it, 409 means it exists
+(on the fake API)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import pytest
 import yaml
 
 from notebook_controller.reconcilers.ssh import SSHReconciler, pod_started
+from notebook_controller.runtime.kinds import SECRETS
 from notebook_controller.runtime.kube import ApiError
 from notebook_controller.runtime.reconcile import Request
 from notebook_controller.runtime.store import Store
+from tests.fake.api import FakeApi, Write
 from tests.unit.builders.seeds import SEED_SSH
 
 REQUEST = Request("proj", "notebook-sample")
@@ -19,23 +22,22 @@ POD = "managed-notebook-notebook-sample-0"
 STARTED_AT = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-class SecretsClient:
-    """Stands in for KubeClient.request: POST /secrets, 201 the first time, then 409."""
+HOST_KEY = "managed-notebook-hostkey-notebook-sample"
+
+
+class Secrets:
+    """The fake API's view of the namespace's Secrets."""
 
     def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.exists = False
-        self.status = 0  # other than 0: every POST fails with it
+        self.api = FakeApi([SECRETS])
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        assert (method, path) == ("POST", "/api/v1/namespaces/proj/secrets")
-        self.posts.append(kwargs["body"])
-        if self.status:
-            raise ApiError(self.status, "Forbidden", "no")
-        if self.exists:
-            raise ApiError(409, "AlreadyExists", "secrets already exists")
-        self.exists = True
-        return dict(kwargs["body"])
+    @property
+    def posts(self) -> list[Write]:
+        return [w for w in self.api.writes if (w.verb, w.kind) == ("create", "Secret")]
+
+    @property
+    def exists(self) -> bool:
+        return self.api.stored(SECRETS, "proj", HOST_KEY) is not None
 
 
 def notebook(uid: str = "nb-1", **spec: Any) -> dict[str, Any]:
@@ -59,13 +61,13 @@ def pod(uid: str, *, started: bool, created: datetime = STARTED_AT) -> dict[str,
     }
 
 
-Setup = tuple[SSHReconciler, SecretsClient, Store, Store]
+Setup = tuple[SSHReconciler, Secrets, Store, Store]
 
 
 @pytest.fixture
 def setup() -> Setup:
-    client, notebooks, pods = SecretsClient(), Store(), Store()
-    reconciler = SSHReconciler(client, notebooks, pods, STARTED_AT)  # type: ignore[arg-type]
+    client, notebooks, pods = Secrets(), Store(), Store()
+    reconciler = SSHReconciler(client.api, notebooks, pods, STARTED_AT)  # type: ignore[arg-type]
     return reconciler, client, notebooks, pods
 
 
@@ -73,8 +75,9 @@ async def test_made_before_the_first_pod_and_asked_once_per_pod(setup: Setup) ->
     reconciler, client, notebooks, pods = setup
     notebooks.upsert(notebook())
     await reconciler.reconcile(REQUEST)
-    [secret] = client.posts
-    assert secret["metadata"]["name"] == "managed-notebook-hostkey-notebook-sample"
+    assert len(client.posts) == 1
+    secret = client.api.stored(SECRETS, "proj", HOST_KEY)
+    assert secret is not None
     assert secret["metadata"]["ownerReferences"][0]["uid"] == "nb-1"
     assert set(secret["data"]) == {"ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"}
     await reconciler.reconcile(REQUEST)
@@ -106,7 +109,7 @@ async def test_a_deleted_secret_comes_back_for_the_next_pod(setup: Setup) -> Non
     pods.upsert(pod("pod-1", started=True))
     await reconciler.reconcile(REQUEST)
     assert client.exists
-    client.exists = False  # someone deletes the Secret, then the pod
+    await client.api.delete(SECRETS, "proj", HOST_KEY)  # someone deletes the Secret, then the pod
     pods.upsert(pod("pod-2", started=True))  # however fast it is seen running (KWOK)
     await reconciler.reconcile(REQUEST)
     assert len(client.posts) == 2 and client.exists
@@ -136,10 +139,11 @@ async def test_a_new_notebook_of_the_same_name_asks_again(setup: Setup) -> None:
 async def test_a_refused_post_fails_the_reconcile_and_is_retried(setup: Setup) -> None:
     reconciler, client, notebooks, _ = setup
     notebooks.upsert(notebook())
-    client.status = 403
-    with pytest.raises(ApiError):
+    client.api.forbidden.add(("create", "secrets"))
+    with pytest.raises(ApiError) as refused:
         await reconciler.reconcile(REQUEST)
-    client.status = 0
+    assert refused.value.status == 403
+    client.api.forbidden.clear()
     await reconciler.reconcile(REQUEST)
     assert len(client.posts) == 2 and client.exists
 
