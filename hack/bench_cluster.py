@@ -135,6 +135,16 @@ def _ready(notebook: JsonDict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def deep_size(obj: object) -> int:
+    """Bytes of a JSON-like object and everything in it (shared strings counted each time)."""
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        size += sum(deep_size(k) + deep_size(v) for k, v in obj.items())
+    elif isinstance(obj, list):
+        size += sum(deep_size(item) for item in obj)
+    return size
+
+
 def _always(_: JsonDict) -> bool:
     return True
 
@@ -352,6 +362,7 @@ async def run_controller(
     watcher.track("statefulsets", STATEFULSETS, _always)
     watcher.track("pods_running", PODS, _running)
     watcher.track("ready", NOTEBOOKS, _ready)
+    watcher.track("services", SERVICES, _always)
     try:
         await controller.synced()
         startup_cpu = controller.cpu_seconds()
@@ -394,6 +405,9 @@ async def run_controller(
             await asyncio.sleep(2)
             audit_end = audit_position()
             peak_rss_kb = controller.memory_kb("VmHWM")
+            cache_bytes = {
+                i.kind.plural: sum(map(deep_size, i.store.list())) for i in watcher.informers
+            }
             rss_kb = controller.memory_kb("VmRSS")
             for task in tasks:
                 task.cancel()
@@ -431,6 +445,8 @@ async def run_controller(
         "rss_converged_mb": round(rss_kb / 1024, 1),
         # what N notebooks add once converged: caches, queues, per-notebook state
         "rss_added_by_notebooks_mb": round((rss_kb - idle_rss_kb) / 1024, 1),
+        # the same objects as an informer caches them (managedFields stripped), in Python
+        "cache_kb_per_notebook": {k: round(v / n / 1024, 1) for k, v in cache_bytes.items()},
         "peak_rss_mb": round(peak_rss_kb / 1024, 1),
         "curve_ready": [round(t, 2) for t in watcher.timelines["ready"].curve()],
         "curve_pods_running": [round(t, 2) for t in watcher.timelines["pods_running"].curve()],
@@ -567,6 +583,8 @@ def report(data: JsonDict) -> None:
         )
         print(f"  {'added by ' + str(result['n']) + ' converged notebooks (RSS)':<56}"
               f" {ctl['rss_added_by_notebooks_mb']:>6.1f} MB")  # fmt: skip
+        caches = ", ".join(f"{k} {v:.1f}" for k, v in ctl["cache_kb_per_notebook"].items())
+        print(f"  cached objects per notebook, KB (as an informer holds them): {caches}")
 
 
 def main() -> None:

@@ -52,7 +52,8 @@ class StatusReconciler:
         coalesce_seconds: float = 0.0,
     ) -> None:
         """`coalesce_seconds`: changes on the way to Ready are held back that long and sent as
-        one write (see StatusApplier); Ready turning True is sent at once."""
+        one write (see StatusApplier); Ready turning True, or no longer True, and a paused
+        notebook's status are sent at once."""
         self.client = client
         self.recorder = recorder
         self.notebooks = notebooks
@@ -88,7 +89,10 @@ class StatusReconciler:
         if not status_builder.status_changed(desired, current):
             self._status.settled(request)
             return Result()
-        held = self._status.hold(request, urgent=_turns_ready(current, desired))
+        # Held: the way up (absent, then Ready=False with a changing reason). Not held: Ready
+        # turning True or no longer True, and a pause's progress (a user waits for either).
+        urgent = notebook.spec.paused or _readiness_flips(current, desired)
+        held = self._status.hold(request, urgent=urgent)
         if held is not None:
             return Result(requeue_after=held)
         await self._status.apply(raw, desired)
@@ -126,11 +130,11 @@ class StatusReconciler:
         )
 
 
-def _turns_ready(current: JsonDict, desired: JsonDict) -> bool:
-    """Ready becomes True: the write a user waits for, never held back."""
+def _readiness_flips(current: JsonDict, desired: JsonDict) -> bool:
+    """Ready turns True or stops being True."""
 
     def ready(status: JsonDict) -> bool:
         found = find_condition(status.get("conditions") or [], CONDITION_READY)
         return found is not None and found.get("status") == "True"
 
-    return ready(desired) and not ready(current)
+    return ready(desired) != ready(current)
