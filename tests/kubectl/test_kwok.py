@@ -7,13 +7,14 @@ import base64
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
-from tests.e2e.controller import ControllerProcess, condition, get, wait_condition
-from tests.kube import Cluster, wait_for
+from tests.e2e.controller import ControllerProcess
+from tests.kube import Cluster, condition, get, wait_condition, wait_for
 from tests.kubectl.conftest import SCRIPTS, Plugin, plugin_env
 from tests.kubectl.support import ok, one_line_error
 from tests.product.notebooks import keygen, seed_notebook
@@ -22,6 +23,13 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 IMAGE = "registry.nbctl.local/notebook:1"  # never pulled: KWOK runs no containers
 SEED = "notebook-sample"  # the seed examples' name
+
+
+def stored(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    """The Notebook as the API server has it (it must exist)."""
+    found = get(cluster, namespace, "notebook", name)
+    assert found is not None, f"notebook {name} not found"
+    return found
 
 
 def test_create_list_describe_pause_resume_delete(
@@ -129,7 +137,7 @@ def test_create_list_describe_pause_resume_delete(
 
     # pause: the seed notebook (runMode) is paused; list shows when
     assert ok(plugin("pause", SEED, "-n", namespace)) == f"notebook.tensorstack.dev/{SEED} paused\n"
-    assert get(cluster, namespace, "notebook", SEED)["spec"]["runMode"] == "paused"
+    assert stored(cluster, namespace, SEED)["spec"]["runMode"] == "paused"
     wait_condition(cluster, namespace, SEED, "Suspended", "True", "Suspended")
     paused = json.loads(ok(plugin("describe", SEED, "-n", namespace, "-o", "json")))
     assert paused["paused"] is True and paused["reclaimed"] is False and paused["paused_at"]
@@ -153,7 +161,7 @@ def test_create_list_describe_pause_resume_delete(
     resumed = plugin("resume", SEED, "-n", namespace)
     assert ok(resumed) == f"notebook.tensorstack.dev/{SEED} resumed\n"
     assert f"notebook {SEED} is Ready" in resumed.stderr
-    after = get(cluster, namespace, "notebook", SEED)
+    after = stored(cluster, namespace, SEED)
     assert after["spec"]["runMode"] == "running"
     assert RECLAIMED_AT_ANNOTATION not in (after["metadata"].get("annotations") or {})
     assert condition(after, "Ready")["status"] == "True"
@@ -178,10 +186,10 @@ def test_suspend_style_seed_notebook_pauses_with_both_fields(
     cluster.apply(manifest, namespace)
     name = manifest["metadata"]["name"]
     ok(plugin("pause", name, "-n", namespace))
-    spec = get(cluster, namespace, "notebook", name)["spec"]
+    spec = stored(cluster, namespace, name)["spec"]
     assert (spec["suspend"], spec["runMode"]) == (True, "paused")
     ok(plugin("resume", name, "-n", namespace, "--no-wait"))
-    spec = get(cluster, namespace, "notebook", name)["spec"]
+    spec = stored(cluster, namespace, name)["spec"]
     assert (spec["suspend"], spec["runMode"]) == (False, "running")
 
 

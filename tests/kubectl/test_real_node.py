@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.controller import ControllerProcess, get
-from tests.kube import Cluster, wait_for
+from tests.e2e.controller import ControllerProcess
+from tests.kube import Cluster, get, wait_for
 from tests.kubectl.conftest import Plugin, plugin_env
 from tests.kubectl.support import ok, one_line_error
 from tests.product.notebooks import Key, key_secret, keygen, seed_notebook
