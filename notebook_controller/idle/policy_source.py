@@ -22,12 +22,10 @@ import structlog
 from notebook_controller.idle import metrics
 from notebook_controller.idle.policy import IdlePolicy, PolicyError, policy_from_data
 from notebook_controller.runtime.events import WARNING
-from notebook_controller.runtime.kube import ResourceKind
 from notebook_controller.runtime.store import Store
 
 log = structlog.get_logger(__name__)
 
-CONFIGMAPS: Final = ResourceKind("", "v1", "configmaps", "ConfigMap")
 MISSING: Final = "<missing>"
 
 

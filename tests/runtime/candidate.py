@@ -16,11 +16,11 @@ from notebook_controller.cli import run
 from notebook_controller.logs import configure_logging
 from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.informer import Informer
+from notebook_controller.runtime.kinds import CONFIGMAPS
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.manager import Manager
 from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.settings import Settings
-from tests.runtime.support import CONFIGMAPS
 
 
 class PrintingReconciler:

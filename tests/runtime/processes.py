@@ -11,10 +11,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+
+from notebook_controller.runtime.objects import JsonDict
 
 ROOT = Path(__file__).resolve().parents[2]
-JsonDict = dict[str, Any]
 
 
 class Process:

@@ -6,12 +6,8 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from notebook_controller.runtime.informer import ResourceKind
-
-CONFIGMAPS = ResourceKind("", "v1", "configmaps", "ConfigMap")
-JsonDict = dict[str, Any]
+from notebook_controller.runtime.objects import JsonDict
 
 
 async def eventually(

@@ -13,9 +13,10 @@ import pytest
 
 from notebook_controller.runtime.backoff import Backoff
 from notebook_controller.runtime.informer import Informer, label_indexer
+from notebook_controller.runtime.kinds import CONFIGMAPS
 from notebook_controller.runtime.kube import ApiError, KubeClient
 from tests.kube import Cluster
-from tests.runtime.support import CONFIGMAPS, Recorder, configmap, eventually
+from tests.runtime.support import Recorder, configmap, eventually
 
 pytestmark = pytest.mark.cluster
 T = TypeVar("T")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from notebook_controller.runtime.events import EventRecorder
-from notebook_controller.runtime.kinds import EVENTS
+from notebook_controller.runtime.kinds import CONFIGMAPS, EVENTS
 from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
-from tests.runtime.support import CONFIGMAPS, configmap
+from tests.runtime.support import configmap
 
 pytestmark = pytest.mark.cluster
 

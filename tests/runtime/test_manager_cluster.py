@@ -14,12 +14,13 @@ import pytest
 
 from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.informer import Informer, ResourceKind
+from notebook_controller.runtime.kinds import CONFIGMAPS
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.manager import Manager
 from notebook_controller.runtime.reconcile import Request, Result
 from tests.kube import Cluster
 from tests.runtime.processes import Process
-from tests.runtime.support import CONFIGMAPS, configmap, eventually
+from tests.runtime.support import configmap, eventually
 
 pytestmark = pytest.mark.cluster
 
