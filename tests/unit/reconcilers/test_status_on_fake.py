@@ -133,7 +133,13 @@ class IdleForADay:
         return JupyterActivity(reachable=True, started=T0 - timedelta(days=3))
 
 
-def idle_reconciler(world: World, now: datetime) -> IdleReconciler:
+@dataclass
+class Busy:
+    async def probe(self, **_: object) -> JupyterActivity:
+        return JupyterActivity(reachable=True, busy=True, started=T0 - timedelta(hours=1))
+
+
+def idle_reconciler(world: World, now: datetime, probe: object | None = None) -> IdleReconciler:
     configmaps = Store()
     data = {"idleTimeout": "1h", "reclaimGrace": "1h", "probeInterval": "1m"}
     configmaps.upsert(
@@ -146,7 +152,7 @@ def idle_reconciler(world: World, now: datetime) -> IdleReconciler:
         notebooks=world.notebooks,
         pods=world.pods,
         policies=PolicySource(configmaps, NS, "policy", world.recorder),
-        probe=IdleForADay(),  # type: ignore[arg-type]
+        probe=probe or IdleForADay(),  # type: ignore[arg-type]
         now=lambda: now,
     )
 
@@ -167,3 +173,35 @@ async def test_the_pause_of_a_notebook_changed_meanwhile_is_a_conflict_and_looks
     assert paused["spec"]["runMode"] == "paused"
     assert "notebook.tensorstack.dev/reclaimed-at" in paused["metadata"]["annotations"]
     assert [e["reason"] for e in world.events("Reclaimed")] == ["Reclaimed"]
+
+
+async def test_idle_writes_its_condition_once_beside_the_status_reconcilers() -> None:
+    world = World()
+    await running_notebook(world)
+    await world.status.reconcile(REQUEST)
+    reconciler = idle_reconciler(world, T0, Busy())
+    world.api.reset_writes()
+    assert await reconciler.reconcile(REQUEST) == Result(requeue_after=60)
+    assert world.writes() == [("apply-status", "Notebook", IDLE_MANAGER)]
+    idle = conditions(world)["Idle"]
+    assert (idle["status"], idle["reason"]) == ("False", "KernelBusy")
+    assert set(conditions(world)) == {"Ready", "Suspended", "Idle"}
+
+    # the status reconciler's pass and idle's next one (before the probe is due) write nothing
+    world.api.reset_writes()
+    await world.status.reconcile(REQUEST)
+    await reconciler.reconcile(REQUEST)
+    assert world.writes() == []
+
+
+async def test_idle_with_a_lagging_cache_does_not_write_its_condition_twice() -> None:
+    world = World()
+    await running_notebook(world)
+    now = T0
+    reconciler = idle_reconciler(world, now, Busy())
+    with world.api.lagging(NOTEBOOKS):
+        await reconciler.reconcile(REQUEST)
+        reconciler.now = lambda: now + timedelta(minutes=2)  # probe due again, same verdict
+        world.api.reset_writes()
+        await reconciler.reconcile(REQUEST)
+        assert world.writes() == []
