@@ -125,7 +125,7 @@ def view(notebook: Mapping[str, Any], ssh_host: str = "") -> NotebookView:
         name=str(metadata.get("name", "")),
         type=str(spec.get("type") or "jupyter"),
         phase=str(status.get("phase") or ("Suspended" if paused else "Pending")),
-        ready=ready.get("status") == "True",
+        ready=ready.get("status") == "True" and not paused,  # a paused one is going away
         paused=paused,
         why=_why(notebook, paused, ready),
         idle="" if paused else str(idle.get("message") or ""),

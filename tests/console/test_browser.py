@@ -174,7 +174,14 @@ def test_create_open_pause_reclaim_resume_delete_in_the_browser(
             )
             figures["Ready to reclaimed shown"] = time.monotonic() - began
             seen["why reclaimed"] = await page.evaluate(cell("why"))
+            seen["ready reclaimed"] = await page.evaluate(cell("ready"))
             seen["reclaimed object"] = get(cluster, namespace, "notebook", NB)
+            await asyncio.to_thread(
+                wait_for,
+                lambda: get(cluster, namespace, "pod", pod_name(NB)) is None,
+                timeout=60,
+                message="the pod to go after the reclaim",
+            )
             await shot(page, "7-reclaimed")
 
             # one click: Resume
@@ -216,6 +223,7 @@ def test_create_open_pause_reclaim_resume_delete_in_the_browser(
     assert reclaimed["spec"]["runMode"] == "paused"
     at = reclaimed["metadata"]["annotations"][RECLAIMED_AT_ANNOTATION]
     assert seen["why reclaimed"].startswith(f"paused by the idle reclaimer at {at}")
+    assert seen["ready reclaimed"] == "no"
     resumed = seen["resumed object"]
     assert resumed["spec"]["runMode"] == "running"
     assert RECLAIMED_AT_ANNOTATION not in (resumed["metadata"].get("annotations") or {})

@@ -62,6 +62,11 @@ def test_why_a_notebook_is_paused_or_not_ready() -> None:
     )
     assert view(reclaimed).why.startswith("paused by the idle reclaimer at 2026-01-01T14:02:00Z")
     assert view(reclaimed).paused and view(reclaimed).phase == "Suspended"
+    # Ready=True lingers while the pod terminates: a paused notebook is not offered to Open
+    going = notebook(
+        spec={"runMode": "paused"}, status={"conditions": [{"type": "Ready", "status": "True"}]}
+    )
+    assert not view(going).ready
     by_user = notebook(spec={"runMode": "paused"})
     assert view(by_user).why.startswith("paused by a user: ")
     pulling = notebook(
