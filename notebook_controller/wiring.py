@@ -44,7 +44,7 @@ from notebook_controller.reconcilers.status import StatusReconciler
 from notebook_controller.reconcilers.workload import RefusedWorkloads, WorkloadReconciler
 from notebook_controller.runtime.controller import Controller, Mapper
 from notebook_controller.runtime.events import EventRecorder
-from notebook_controller.runtime.informer import Informer
+from notebook_controller.runtime.informer import Informer, strip_unread
 from notebook_controller.runtime.kinds import CONFIGMAPS, PODS, SECRETS, SERVICES, STATEFULSETS
 from notebook_controller.runtime.kube import KubeClient, ResourceKind, in_cluster
 from notebook_controller.runtime.manager import Manager
@@ -109,6 +109,18 @@ def every_notebook_on_policy_change(policies: PolicySource, notebooks: Store) ->
 # --- the controllers ------------------------------------------------------------------------
 
 
+def pod_as_read(pod: JsonDict) -> JsonDict:
+    """A pod as the reconcilers read it: metadata, status, and of the spec only the node and the
+    containers' names (the spec is a third of a pod and never read otherwise)."""
+    pod = strip_unread(pod)
+    spec = pod.get("spec") or {}
+    pod["spec"] = {
+        "nodeName": spec.get("nodeName"),
+        "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
+    }
+    return pod
+
+
 def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     namespaces = settings.namespaces or None
 
@@ -119,6 +131,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         only_in: list[str] | None = namespaces,
         field_selector: str | None = None,
         indexers: Mapping[str, Indexer] | None = None,
+        transform: Callable[[JsonDict], JsonDict] | None = None,
     ) -> Informer:
         created = Informer(
             client,
@@ -127,6 +140,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             label_selector=selector,
             field_selector=field_selector,
             indexers=indexers,
+            transform=transform,
         )
         manager.add_informer(created)
         return created
@@ -143,7 +157,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     )
     statefulsets = informer(STATEFULSETS)
     services = informer(SERVICES)
-    pods = informer(PODS)
+    pods = informer(PODS, transform=pod_as_read)
     secrets = informer(SECRETS, selector=None) if settings.check_key_secrets else None
     configmaps = informer(
         CONFIGMAPS,
