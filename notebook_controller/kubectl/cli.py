@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import re
 import sys
@@ -237,8 +236,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         split = given.index("--")
         given, remote = given[:split], given[split + 1 :]
     args = parser().parse_args(given)  # usage errors exit 2
-    # its warnings (e.g. "Config not found") would make a second line before ours
-    logging.getLogger("kubernetes_asyncio").setLevel(logging.ERROR)
     try:
         code = asyncio.run(dispatch(args, remote))
     except PluginError as error:

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration
 
 from notebook_controller.api.models import GROUP, KIND, PLURAL, VERSION
-from notebook_controller.runtime.kube import (
-    KubeClient,
-    ResourceKind,
+from notebook_controller.runtime.kube import KubeClient, ResourceKind
+from notebook_controller.runtime.kubeconfig import (
+    ConfigError,
+    Configuration,
     in_cluster,
+    kubeconfig_configuration,
+    kubeconfig_paths,
     load_configuration,
 )
-from notebook_controller.runtime.kubeconfig import kubeconfig_paths
 
 NOTEBOOKS: Final = ResourceKind(GROUP, VERSION, PLURAL, KIND)
 SECRETS: Final = ResourceKind("", "v1", "secrets", "Secret")
@@ -67,32 +68,38 @@ class Target:
         return ["-n", namespace, *self.kubectl_flags()]
 
     async def client(self) -> KubeClient:
+        """The controller's client, on the controller's kubeconfig loader (one for both)."""
         try:
             configuration = await self._configuration()
-        except kube_config.ConfigException as error:
-            where = self.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-            raise PluginError(
-                f"no usable kubeconfig ({where}): {error}; pass --kubeconfig or set KUBECONFIG"
-            ) from error
-        api_client = ApiClient(configuration)
-        api_client.user_agent = USER_AGENT
+        except ConfigError as error:
+            where = f"kubeconfig context {self.context}: " if self.context else ""
+            raise PluginError(f"{where}{error}") from error
         if self.impersonate:
-            api_client.set_default_header("Impersonate-User", self.impersonate)
-        return KubeClient(api_client, timeout=30.0)
+            configuration = _Impersonating.of(configuration, self.impersonate)
+        return KubeClient(configuration, timeout=30.0, user_agent=USER_AGENT)
 
     async def _configuration(self) -> Configuration:
-        configuration: Configuration
         if self.context is None:
-            configuration = await load_configuration(self.kubeconfig)
-            return configuration
-        configuration = Configuration()
-        await kube_config.load_kube_config(
-            config_file=self.kubeconfig,
-            context=self.context,
-            client_configuration=configuration,
-            persist_config=False,
-        )
+            return await load_configuration(self.kubeconfig)
+        configuration = kubeconfig_configuration(kubeconfig_paths(self.kubeconfig), self.context)
+        if configuration.exec_plugin is not None:
+            await configuration.auth()  # fail now, not at the first request
         return configuration
+
+
+@dataclass
+class _Impersonating(Configuration):
+    """A configuration whose requests also carry `Impersonate-User` (kubectl's --as)."""
+
+    impersonate: str = ""
+
+    @classmethod
+    def of(cls, base: Configuration, user: str) -> _Impersonating:
+        return cls(**{f.name: getattr(base, f.name) for f in fields(base)}, impersonate=user)
+
+    async def auth(self) -> tuple[dict[str, str], ssl.SSLContext | bool]:
+        headers, ssl_context = await super().auth()
+        return {**headers, "Impersonate-User": self.impersonate}, ssl_context
 
 
 def context_namespace(paths: list[Path], context: str | None) -> str | None:
