@@ -14,7 +14,7 @@ from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
 from notebook_controller.kubectl import sshaccess, views
 from notebook_controller.kubectl.cli import duration, parser
 from notebook_controller.kubectl.completion import candidates
-from notebook_controller.kubectl.connection import context_namespace
+from notebook_controller.kubectl.connection import Target, context_namespace
 from notebook_controller.kubectl.manifests import (
     NotebookRequest,
     key_secret_manifest,
@@ -190,3 +190,25 @@ def test_namespace_from_the_merged_kubeconfig_files(tmp_path: Path) -> None:
     assert context_namespace([first, second], None) == "team"  # the first file wins
     assert context_namespace([first, second], "prod") is None  # none set: `default`
     assert context_namespace([tmp_path / "missing.yaml", second], None) is None
+
+
+async def test_as_adds_impersonation_to_the_kubeconfig_credentials(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters:\n- name: k\n  cluster: {server: 'http://127.0.0.1:1'}\n"
+        "users:\n- name: u\n  user: {token: secret-token}\n"
+        "contexts:\n- name: c\n  context: {cluster: k, user: u, namespace: team}\n"
+        "- name: other\n  context: {cluster: k, user: u}\n"
+    )
+    target = Target(kubeconfig=str(kubeconfig), impersonate="alice")
+    async with await target.client() as client:
+        headers, _ = await client.configuration.auth()
+    assert headers == {"Authorization": "Bearer secret-token", "Impersonate-User": "alice"}
+    assert target.resolved_namespace() == "team"
+    plain = Target(kubeconfig=str(kubeconfig), context="other")
+    async with await plain.client() as client:
+        headers, _ = await client.configuration.auth()
+    assert headers == {"Authorization": "Bearer secret-token"}
+    assert plain.resolved_namespace() == "default"
+    assert plain.kubectl_flags() == [f"--kubeconfig={kubeconfig}", "--context=other"]
