@@ -210,9 +210,14 @@ class Gateway:
             if upstream.headers.get("Content-Length"):  # bytes as sent: no decompression
                 response.content_length = int(upstream.headers["Content-Length"])
             await response.prepare(request)
-            async for chunk in upstream.content.iter_chunked(CHUNK):
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                async for chunk in upstream.content.iter_chunked(CHUNK):
+                    await response.write(chunk)
+                await response.write_eof()
+            except (ConnectionResetError, aiohttp.ClientPayloadError) as error:
+                # the browser went away mid-download, or the notebook's server did: nothing
+                # more can be said to either; the connection closes
+                log.info("proxied response cut short", path=request.path, error=str(error))
             return response
 
     async def _websocket(
