@@ -18,7 +18,6 @@ import os
 import re
 import subprocess
 import time
-import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,9 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.deploy.support import project_version, report
 from tests.e2e.controller import AUDIT_LOG, WRITE_VERBS, audit_position, seed
 from tests.kube import ROOT, Cluster, condition, get, items, wait_for
-from tests.realnode import REAL_NODE, built_image
+from tests.realnode import REAL_NODE, is_ready
 
 # the first test also builds the image (fast when its inputs did not change)
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
@@ -51,15 +51,6 @@ except urllib.error.HTTPError as e:
 print(status)
 print(body.decode(), end="")
 """
-
-
-def report(message: str) -> None:
-    print(f"\n[in-cluster] {message}", flush=True)
-
-
-def project_version() -> str:
-    with (ROOT / "pyproject.toml").open("rb") as f:
-        return str(tomllib.load(f)["project"]["version"])
 
 
 @dataclass(frozen=True)
@@ -111,13 +102,6 @@ def holder_pod(identity: str) -> str:
     return identity.rpartition("_")[0]
 
 
-def is_ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
-
-
 def sample(metrics: str, name: str) -> float:
     """The value of one exposed sample `name` (with its labels, as exposed)."""
     for line in metrics.splitlines():
@@ -132,16 +116,6 @@ def reconcile_successes(metrics: str) -> float:
 
 
 # --- the install ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def controller_image() -> str:
-    """`hack/images.sh build notebook-controller`: built (if its inputs changed) and pushed."""
-    _, log = built_image("notebook-controller")
-    for line in log.splitlines():
-        if "notebook-controller:" in line and "MB" in line:
-            report(line.removeprefix("images: "))
-    return f"registry.nbctl.local/notebook-controller:{project_version()}"
 
 
 def overlay(directory: Path, install: Install) -> str:

@@ -45,10 +45,9 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.deploy.test_in_cluster import controller_image, is_ready  # noqa: F401  (fixture)
 from tests.e2e.controller import AUDIT_LOG, audit_position, seed
 from tests.kube import ROOT, Cluster, wait_for
-from tests.realnode import NODE_TAINT_KEY
+from tests.realnode import NODE_TAINT_KEY, is_ready
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
 
@@ -200,7 +199,7 @@ def overlay(directory: Path, install: Install) -> Path:
 def installed(
     request: pytest.FixtureRequest,
     cluster: Cluster,
-    controller_image: str,  # noqa: F811
+    controller_image: str,
     notebook_crd: str,
     real_node: str,
     tmp_path_factory: pytest.TempPathFactory,
