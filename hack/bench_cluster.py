@@ -54,6 +54,7 @@ PODS = ResourceKind("", "v1", "pods", "Pod")
 SERVICEACCOUNTS = ResourceKind("", "v1", "serviceaccounts", "ServiceAccount")
 NAMESPACES = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
 CONCURRENCY = 16
+SETTLE_SECONDS = 10  # after the last Ready, still counted as converging
 CONTROLLER_AGENT = "notebook-controller"
 BENCH_AGENT = "notebook-bench"
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
@@ -394,7 +395,8 @@ async def run_controller(
             ready_time = await watcher.until("ready", n, progress)
             running_time = watcher.timelines["pods_running"].at(n)
             converge_cpu = controller.cpu_seconds() - cpu_start
-            await asyncio.sleep(5)  # the last writes reach the audit log
+            # coalesced "can't tell yet" writes land within ~5 s of Ready, then the audit log
+            await asyncio.sleep(SETTLE_SECONDS)
             audit_ready = audit_position()
             cpu_quiet_start = controller.cpu_seconds()
             say(

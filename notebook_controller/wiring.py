@@ -56,9 +56,11 @@ from notebook_controller.settings import Settings
 log = structlog.get_logger(__name__)
 
 COMPONENT = "notebook-controller"
-# Status changes on the way to Ready within this window go out as one write (Ready=True and the
-# idle probes' verdicts at once): a notebook's start costs ~2 status writes, not one per state.
-STATUS_COALESCE_SECONDS = 5.0
+# Status changes on the way to Ready within this window go out as one write (Ready turning True
+# or False at once): a notebook's start costs ~2 status writes, not one per state it goes
+# through; the idle condition's "can't tell yet" likewise (its verdicts at once).
+STATUS_COALESCE_SECONDS = 10.0
+IDLE_COALESCE_SECONDS = 5.0
 
 
 # --- predicates and mappers ---------------------------------------------------------------
@@ -229,7 +231,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         pods=pods.store,
         policies=policies,
         route=route,
-        coalesce_seconds=STATUS_COALESCE_SECONDS,
+        coalesce_seconds=IDLE_COALESCE_SECONDS,
     )
     idle = controller("idle", idle_reconciler)
     idle.watch_primary(notebooks)

@@ -53,6 +53,7 @@ from notebook_controller.idle.policy import IdlePolicy, format_duration
 from notebook_controller.idle.policy_source import PolicySource
 from notebook_controller.idle.rules import (
     TRUE,
+    UNKNOWN,
     ActivityState,
     Decision,
     Observation,
@@ -243,11 +244,12 @@ class IdleReconciler:
         held = await self._apply_status(
             notebook, raw, decision, now if decision.ssh_active else None
         )
-        if held is not None:  # still due: the pass after the hold decides and writes
-            return Result(requeue_after=held)
         if decision.reclaim is not None:
             return await self._reclaim(request, notebook, raw, decision, loaded.policy)
         interval = _next_probe_in(loaded.policy.probe_interval, failures)
+        if held is not None:
+            # Still due: the next pass (a retry, or the window's end) decides again and writes.
+            return Result(requeue_after=min(held, interval.total_seconds()))
         self._tracked[request] = replace(tracked, next_probe=now + interval)
         return Result(requeue_after=interval.total_seconds())
 
@@ -352,7 +354,9 @@ class IdleReconciler:
         if same_condition(idle, current) and ssh_activity == stored_ssh:
             self._status.settled(request)
             return None
-        urgent = decision is not None and decision.reason not in _POD_STATE_ONLY
+        # A verdict (active, idle) goes at once; "can't tell" (no pod, not Ready, a failed
+        # probe: often the endpoints lagging a just-Ready pod) waits for the window.
+        urgent = decision is not None and decision.status != UNKNOWN
         # Until a first probe's verdict, "can't tell yet" waits longer: a starting notebook's
         # next news is its verdict, which goes at once and makes the wait one write.
         starting = current is None or current.get("reason") in _POD_STATE_ONLY
@@ -469,10 +473,12 @@ def _pod_not_ready_since(pod: JsonDict | None) -> datetime | None:
 
 
 def _next_probe_in(interval: timedelta, failures: int) -> timedelta:
-    """The probe interval; after `failures` failed probes in a row, 2 s, 4 s, 8 s, ... up to it."""
+    """The probe interval; after `failures` failed probes in a row, 2 s, 8 s, 32 s, ... up to it:
+    one quick retry (a just-Ready pod's endpoints may lag), then fast to the interval, as a
+    server that keeps failing is probed for nothing (each probe costs the controller CPU)."""
     if failures <= 0:
         return interval
-    backoff: timedelta = FIRST_RETRY * (1 << min(failures - 1, 20))
+    backoff: timedelta = FIRST_RETRY * (4 ** min(failures - 1, 10))
     return min(interval, backoff)
 
 

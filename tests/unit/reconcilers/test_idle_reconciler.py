@@ -278,7 +278,7 @@ async def test_a_failed_probe_is_retried_sooner_then_at_the_interval() -> None:
     for _ in range(10):
         delays.append(await world.reconcile())
         world.now += timedelta(seconds=delays[-1] or 0)
-    assert delays == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+    assert delays == [2, 8, 32, 128, 300, 300, 300, 300, 300, 300]
     assert world.idle()["reason"] == "ProbeFailed"
     world.probe.answer = JupyterActivity(reachable=True, started=world.now)
     assert await world.reconcile() == 300
