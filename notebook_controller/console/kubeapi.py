@@ -11,33 +11,24 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
 
+from notebook_controller.reconcilers.notebooks import NOTEBOOKS
+from notebook_controller.runtime.kinds import (
+    SELF_SUBJECT_ACCESS_REVIEWS,
+    SERVICES,
+    SUBJECT_ACCESS_REVIEWS,
+)
 from notebook_controller.runtime.kube import (
     PATCH_CONTENT_TYPES,
     ApiError,
-    ResourceKind,
     _error_from_body,
 )
 from notebook_controller.runtime.kubeconfig import Configuration, load_configuration
-
-JsonDict = dict[str, Any]
-
-NOTEBOOKS: Final = ResourceKind("tensorstack.dev", "v1beta1", "notebooks", "Notebook")
-SERVICES: Final = ResourceKind("", "v1", "services", "Service")
-SUBJECT_ACCESS_REVIEWS: Final = ResourceKind(
-    "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", namespaced=False
-)
-SELF_SUBJECT_ACCESS_REVIEWS: Final = ResourceKind(
-    "authorization.k8s.io",
-    "v1",
-    "selfsubjectaccessreviews",
-    "SelfSubjectAccessReview",
-    namespaced=False,
-)
+from notebook_controller.runtime.objects import JsonDict
 
 
 @dataclass(frozen=True)

@@ -14,21 +14,14 @@ import time
 import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
 from notebook_controller.builders.names import host_key_secret_name, http_service_name, pod_name
 from notebook_controller.builders.services import HTTP_SERVICE_PORT
 from notebook_controller.builders.ssh import SSH_PORT
 from notebook_controller.kubectl import sshaccess, views
-from notebook_controller.kubectl.connection import (
-    EVENTS,
-    NOTEBOOKS,
-    SECRETS,
-    PluginError,
-    Target,
-    kubectl_binary,
-)
+from notebook_controller.kubectl.connection import PluginError, Target, kubectl_binary
 from notebook_controller.kubectl.manifests import (
     NotebookRequest,
     key_secret_manifest,
@@ -36,9 +29,11 @@ from notebook_controller.kubectl.manifests import (
     public_key_error,
 )
 from notebook_controller.kubectl.portforward import port_forward
+from notebook_controller.reconcilers.notebooks import NOTEBOOKS
+from notebook_controller.runtime.kinds import EVENTS, SECRETS
 from notebook_controller.runtime.kube import ApiError, KubeClient
+from notebook_controller.runtime.objects import JsonDict
 
-JsonDict = dict[str, Any]
 RESOURCE: Final = "notebook.tensorstack.dev"
 POLL_INTERVAL: Final = 1.0
 

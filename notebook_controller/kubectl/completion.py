@@ -9,7 +9,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Final
 
-from notebook_controller.kubectl.connection import NAMESPACES, NOTEBOOKS, Target
+from notebook_controller.kubectl.connection import Target
+from notebook_controller.reconcilers.notebooks import NOTEBOOKS
+from notebook_controller.runtime.kinds import NAMESPACES
 
 NO_FILE_COMPLETION: Final = 4  # cobra's ShellCompDirectiveNoFileComp
 _TAKES_NAME: Final = frozenset(

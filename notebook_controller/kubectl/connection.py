@@ -12,8 +12,7 @@ from typing import Any, Final
 
 import yaml
 
-from notebook_controller.api.models import GROUP, KIND, PLURAL, VERSION
-from notebook_controller.runtime.kube import KubeClient, ResourceKind
+from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.kubeconfig import (
     ConfigError,
     Configuration,
@@ -23,10 +22,6 @@ from notebook_controller.runtime.kubeconfig import (
     load_configuration,
 )
 
-NOTEBOOKS: Final = ResourceKind(GROUP, VERSION, PLURAL, KIND)
-SECRETS: Final = ResourceKind("", "v1", "secrets", "Secret")
-EVENTS: Final = ResourceKind("", "v1", "events", "Event")
-NAMESPACES: Final = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
 USER_AGENT: Final = "kubectl-notebook"
 _IN_CLUSTER_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 

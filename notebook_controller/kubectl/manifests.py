@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from notebook_controller.api.models import API_VERSION, GPU_PERCENT_RESOURCE, KIND
 from notebook_controller.builders.names import bounded_name
 from notebook_controller.builders.ssh import PUBLIC_KEY_FIELD, public_key_problem
 from notebook_controller.builders.workload import MAIN_CONTAINER
+from notebook_controller.runtime.objects import JsonDict
 
-JsonDict = dict[str, Any]
 KEY_SECRET_PREFIX: Final = "notebook-ssh-key"
 SECRET_NAME_MAX: Final = 253
 CREATED_BY_LABEL: Final = "app.kubernetes.io/created-by"

@@ -20,8 +20,8 @@ from notebook_controller.api.models import (
     RECLAIMED_AT_ANNOTATION,
 )
 from notebook_controller.builders.workload import main_container_index
+from notebook_controller.runtime.objects import JsonDict
 
-JsonDict = dict[str, Any]
 _COMMAND_LABELS = {"open": "Open", "ssh": "SSH"}
 
 

@@ -16,3 +16,13 @@ CONFIGMAPS: Final = ResourceKind("", "v1", "configmaps", "ConfigMap")
 NAMESPACES: Final = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
 EVENTS: Final = ResourceKind("", "v1", "events", "Event")
 LEASES: Final = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
+SUBJECT_ACCESS_REVIEWS: Final = ResourceKind(
+    "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", namespaced=False
+)
+SELF_SUBJECT_ACCESS_REVIEWS: Final = ResourceKind(
+    "authorization.k8s.io",
+    "v1",
+    "selfsubjectaccessreviews",
+    "SelfSubjectAccessReview",
+    namespaced=False,
+)
