@@ -215,6 +215,10 @@ class IdleReconciler:
         tracked = self._tracked.get(request)
         if tracked is not None and tracked.uid != notebook.uid:
             tracked = None  # a new notebook of the same name
+        if pod_seen[0] is PodState.READY and (tracked is None or tracked.pod != pod_seen):
+            # A pod just turned Ready: what was held back (NotRunning, NotReady) is moot, the
+            # probes' news gets a window of its own.
+            self._status.settled(request)
         probed_recently = (
             tracked is not None
             and tracked.policy_version == loaded.version
@@ -360,7 +364,8 @@ class IdleReconciler:
         # Until a first probe's verdict, "can't tell yet" waits longer: a starting notebook's
         # next news is its verdict, which goes at once and makes the wait one write.
         starting = current is None or current.get("reason") in _POD_STATE_ONLY
-        window = STARTING_COALESCE_SECONDS if starting and decision is not None else None
+        pod_state_only = decision is not None and decision.reason in _POD_STATE_ONLY
+        window = STARTING_COALESCE_SECONDS if starting and pod_state_only else None
         held = self._status.hold(request, urgent=urgent, window=window)
         if held is not None:
             return held

@@ -300,6 +300,23 @@ async def test_a_starting_notebook_costs_one_idle_write_its_first_verdict() -> N
     assert len(world.api.applied) == 1
 
 
+async def test_a_starting_notebook_whose_probes_fail_costs_one_idle_write() -> None:
+    world = World(coalesce_seconds=5)
+    world.probe.answer = JupyterActivity.unreachable("connection", "no endpoints available")
+    world.notebook()
+    assert await world.reconcile() == 30  # NotRunning, held
+    world.now += timedelta(seconds=20)
+    world.pod(ready=True, since=world.now, started=world.now)
+    assert await world.reconcile() == 2  # failed: retried in 2 s, its window opens at Ready
+    world.now += timedelta(seconds=2)
+    world.probe.answer = JupyterActivity.unreachable("connection", "connection refused")
+    assert await world.reconcile() == 3  # failed again: written at the window's end
+    assert world.api.applied == []
+    world.now += timedelta(seconds=3)
+    await world.reconcile()
+    assert (world.idle()["reason"], len(world.api.applied)) == ("ProbeFailed", 1)
+
+
 async def test_held_news_still_arrives_when_nothing_else_happens() -> None:
     world = World(coalesce_seconds=5)
     world.notebook()
