@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from notebook_controller.api.models import API_VERSION, KIND
-from notebook_controller.console.views import GPU_PERCENT
+from notebook_controller.api.models import GPU_PERCENT_RESOURCE as GPU_PERCENT
 
 FIELDS: Final = (
     "namespace",

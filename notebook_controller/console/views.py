@@ -6,11 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
-
-GPU_PERCENT: Final = "tensorstack.dev/nvidia-gpu-percent"
+from notebook_controller.api.models import GPU_PERCENT_RESOURCE, RECLAIMED_AT_ANNOTATION
+from notebook_controller.builders.raw import (
+    condition,
+    is_paused,
+    main_container,
+    run_mode_patch,
+)
+from notebook_controller.builders.raw import queue as raw_queue
+from notebook_controller.runtime.objects import JsonDict
 
 
 @dataclass(frozen=True)
@@ -39,40 +45,16 @@ class NotebookView:
         return f"{self.namespace}/{self.name}"
 
 
-def _condition(notebook: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
-    for found in (notebook.get("status") or {}).get("conditions") or []:
-        if found.get("type") == type_:
-            return dict(found)
-    return {}
+def pause_patch(notebook: Mapping[str, Any]) -> JsonDict:
+    return run_mode_patch(notebook, paused=True)
 
 
-def is_paused(spec: Mapping[str, Any]) -> bool:
-    return spec.get("runMode") == "paused" or spec.get("suspend") is True
+def resume_patch(notebook: Mapping[str, Any]) -> JsonDict:
+    return run_mode_patch(notebook, paused=False)
 
 
-def pause_patch(notebook: Mapping[str, Any]) -> dict[str, Any]:
-    """`runMode: paused` (and `suspend: true` when the object uses `suspend`)."""
-    spec: dict[str, Any] = {"runMode": "paused"}
-    if "suspend" in (notebook.get("spec") or {}):
-        spec["suspend"] = True
-    return {"spec": spec}
-
-
-def resume_patch(notebook: Mapping[str, Any]) -> dict[str, Any]:
-    """What the idle reclaimer expects of a resume (docs/idle.md): running again, and the
-    reclaimed-at annotation gone, so a later pause reads as the user's own."""
-    spec: dict[str, Any] = {"runMode": "running"}
-    if "suspend" in (notebook.get("spec") or {}):
-        spec["suspend"] = False
-    patch: dict[str, Any] = {"spec": spec}
-    if RECLAIMED_AT_ANNOTATION in ((notebook.get("metadata") or {}).get("annotations") or {}):
-        patch["metadata"] = {"annotations": {RECLAIMED_AT_ANNOTATION: None}}
-    return patch
-
-
-def _requests(spec: Mapping[str, Any]) -> Mapping[str, Any]:
-    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
-    return ((containers[0].get("resources") or {}).get("requests")) or {}
+def _requests(notebook: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (main_container(notebook).get("resources") or {}).get("requests") or {}
 
 
 def _ssh_command(namespace: str, status: Mapping[str, Any], ssh_host: str) -> str:
@@ -96,16 +78,14 @@ def _why(notebook: Mapping[str, Any], paused: bool, ready: Mapping[str, Any]) ->
                 f"paused by the idle reclaimer at {reclaimed}: no activity for the policy's"
                 " idle timeout and grace; press Resume to start it again (its volumes are kept)"
             )
-        suspended = _condition(notebook, "Suspended").get("message") or "it has no pod"
+        suspended = condition(notebook, "Suspended").get("message") or "it has no pod"
         return f"paused by a user: {suspended}; press Resume to start it again"
     if ready.get("status") == "True":
         return "ready: open it"
     if not ready:
         return "waiting for the controller to report on it"
     message = ready.get("message") or ready.get("reason") or "not ready"
-    queue = (((notebook.get("spec") or {}).get("scheduler") or {}).get("t9kScheduler") or {}).get(
-        "queue"
-    )
+    queue = raw_queue(notebook)
     if queue and ready.get("reason") in ("Unschedulable", "PodPending", "Pending"):
         return f"waiting for resources in queue {queue}: {message}"
     return message
@@ -115,11 +95,11 @@ def view(notebook: Mapping[str, Any], ssh_host: str = "") -> NotebookView:
     metadata = notebook.get("metadata") or {}
     spec = notebook.get("spec") or {}
     status = notebook.get("status") or {}
-    paused = is_paused(spec)
-    ready = _condition(notebook, "Ready")
-    idle = _condition(notebook, "Idle")
-    requests = _requests(spec)
-    queue = (((spec.get("scheduler") or {}).get("t9kScheduler")) or {}).get("queue") or ""
+    paused = is_paused(notebook)
+    ready = condition(notebook, "Ready")
+    idle = condition(notebook, "Idle")
+    requests = _requests(notebook)
+    queue = raw_queue(notebook) or ""
     return NotebookView(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
@@ -131,7 +111,7 @@ def view(notebook: Mapping[str, Any], ssh_host: str = "") -> NotebookView:
         idle="" if paused else str(idle.get("message") or ""),
         cpu=str(requests.get("cpu", "")),
         memory=str(requests.get("memory", "")),
-        gpu_percent=str(requests.get(GPU_PERCENT, "")),
+        gpu_percent=str(requests.get(GPU_PERCENT_RESOURCE, "")),
         queue=str(queue),
         ssh="" if paused else _ssh_command(str(metadata.get("namespace", "")), status, ssh_host),
         url=str(status.get("url") or ""),

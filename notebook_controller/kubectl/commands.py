@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
+from notebook_controller.builders import raw
 from notebook_controller.builders.names import host_key_secret_name, http_service_name, pod_name
 from notebook_controller.builders.services import HTTP_SERVICE_PORT
 from notebook_controller.builders.ssh import SSH_PORT
@@ -189,21 +189,13 @@ async def create(
     return 0
 
 
-def run_mode_patch(notebook: JsonDict, *, paused: bool) -> JsonDict:
-    """runMode, and suspend too when the object uses it (the two must agree)."""
-    spec: JsonDict = {"runMode": "paused" if paused else "running"}
-    if "suspend" in (notebook.get("spec") or {}):
-        spec["suspend"] = paused
-    return {"spec": spec}
-
-
 async def pause(session: Session, name: str) -> int:
     notebook = await session.notebook(name)
-    if views.is_paused(notebook):
+    if raw.is_paused(notebook):
         print(f"{RESOURCE}/{name} already paused")
         return 0
     await session.client.patch(
-        NOTEBOOKS, session.namespace, name, run_mode_patch(notebook, paused=True)
+        NOTEBOOKS, session.namespace, name, raw.run_mode_patch(notebook, paused=True)
     )
     print(f"{RESOURCE}/{name} paused")
     return 0
@@ -211,12 +203,9 @@ async def pause(session: Session, name: str) -> int:
 
 async def set_running(session: Session, notebook: JsonDict) -> bool:
     """Resume `notebook` if paused or marked reclaimed; whether anything was patched."""
-    patch = run_mode_patch(notebook, paused=False)
-    # the reclaimer drops this itself on any resume; dropping it here shows it at once
-    if RECLAIMED_AT_ANNOTATION in (notebook["metadata"].get("annotations") or {}):
-        patch["metadata"] = {"annotations": {RECLAIMED_AT_ANNOTATION: None}}
-    if not views.is_paused(notebook) and "metadata" not in patch:
+    if not raw.is_paused(notebook) and not raw.is_reclaimed(notebook):
         return False
+    patch = raw.run_mode_patch(notebook, paused=False)
     name = notebook["metadata"]["name"]
     await session.client.patch(NOTEBOOKS, session.namespace, name, patch)
     return True
@@ -249,9 +238,9 @@ async def wait_ready(session: Session, name: str, ready_within: float) -> JsonDi
     shown = ""
     while True:
         notebook = await session.notebook(name)
-        ready = views.condition(notebook, "Ready")
+        ready = raw.condition(notebook, "Ready")
         elapsed = time.monotonic() - started
-        if ready.get("status") == "True" and not views.is_paused(notebook):
+        if ready.get("status") == "True" and not raw.is_paused(notebook):
             say(("\r\x1b[K" if interactive else "") + f"notebook {name} is Ready ({elapsed:.1f}s)")
             return notebook
         phase = (notebook.get("status") or {}).get("phase") or "Pending"
@@ -285,7 +274,7 @@ async def open_notebook(
     ready_within: float,
 ) -> int:
     notebook = await session.notebook(name)
-    if views.is_paused(notebook):
+    if raw.is_paused(notebook):
         if not resume_paused:
             raise PluginError(
                 f"notebook {name} is paused: run `kubectl notebook open {name} --resume` "
@@ -332,9 +321,9 @@ async def logs(
     session: Session, name: str, *, follow: bool, tail: int | None, previous: bool
 ) -> int:
     notebook = await session.notebook(name)
-    if views.is_paused(notebook):
+    if raw.is_paused(notebook):
         raise PluginError(f"notebook {name} is paused: it has no pod, so no logs")
-    container = views.main_container(notebook).get("name") or ""
+    container = raw.main_container(notebook).get("name") or ""
     argv = [
         kubectl_binary(),
         *session.target.kubectl_flags(),
@@ -372,7 +361,7 @@ async def host_key(session: Session, name: str) -> str:
     key = sshaccess.host_public_key(secret)
     if key is None:
         raise PluginError(f"host-key Secret {secret_name} holds no public key")
-    if views.is_paused(notebook):
+    if raw.is_paused(notebook):
         raise PluginError(f"notebook {name} is paused: `{session.hint('resume', name)}` first")
     return key
 

@@ -19,27 +19,16 @@ from notebook_controller.api.models import (
     GPU_RESOURCE,
     RECLAIMED_AT_ANNOTATION,
 )
-from notebook_controller.builders.workload import main_container_index
+from notebook_controller.builders.raw import (
+    condition,
+    is_paused,
+    is_reclaimed,
+    main_container,
+    queue,
+)
 from notebook_controller.runtime.objects import JsonDict
 
 _COMMAND_LABELS = {"open": "Open", "ssh": "SSH"}
-
-
-def condition(notebook: JsonDict, type_: str) -> JsonDict:
-    found = (notebook.get("status") or {}).get("conditions") or []
-    return next((c for c in found if c.get("type") == type_), {})
-
-
-def is_paused(notebook: JsonDict) -> bool:
-    spec = notebook.get("spec") or {}
-    return spec.get("runMode") == "paused" or spec.get("suspend") is True
-
-
-def main_container(notebook: JsonDict) -> JsonDict:
-    containers: list[JsonDict] = (
-        ((notebook.get("spec") or {}).get("template") or {}).get("spec") or {}
-    ).get("containers") or [{}]
-    return containers[main_container_index(containers)]
 
 
 def gpu_text(container: JsonDict) -> str:
@@ -81,7 +70,7 @@ class Summary:
         status = notebook.get("status") or {}
         annotations = metadata.get("annotations") or {}
         paused = is_paused(notebook)
-        reclaimed_at = annotations.get(RECLAIMED_AT_ANNOTATION)
+        reclaimed_at = annotations.get(RECLAIMED_AT_ANNOTATION) if is_reclaimed(notebook) else None
         suspended = condition(notebook, CONDITION_SUSPENDED)
         paused_at = None
         if paused:
@@ -102,7 +91,7 @@ class Summary:
             reclaimed=paused and reclaimed_at is not None,
             gpu=gpu_text(container),
             image=str(container.get("image") or ""),
-            queue=(((spec.get("scheduler") or {}).get("t9kScheduler") or {}).get("queue")),
+            queue=queue(notebook),
             url=str(status.get("url") or ""),
             ssh=bool((spec.get("ssh") or {}).get("enabled")),
             created=str(metadata.get("creationTimestamp") or ""),
