@@ -40,6 +40,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tests
 
 manifests: venv
 	$(PY) -m notebook_controller.api.crdgen --output deploy/crd/notebooks.tensorstack.dev.yaml

@@ -19,7 +19,7 @@ from tests.kube import Cluster, external_cluster, local_cluster, wait_for
 from tests.realnode import REAL_NODE, REAL_NODE_NAMESPACE_ANNOTATIONS, built_image
 
 # Fixtures shared across directories, found by every test without importing them.
-pytest_plugins = ["tests.crd"]
+pytest_plugins = ["tests.crd", "tests.fixtures"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,5 +1,6 @@
-"""Fixtures for the console tests: the product tests' controller, Chromium and artifacts
-fixtures (reused, not copied), and the console as a process in trusted-header mode."""
+"""Fixtures for the console tests: the console as a process in trusted-header mode. The
+controller, Chromium and artifacts fixtures come from the root `pytest_plugins`
+(tests/fixtures.py), as for tests/product."""
 
 from __future__ import annotations
 
@@ -9,14 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.console.console import ConsoleProcess
-from tests.crd import notebook_crd  # noqa: F401
 from tests.kube import Cluster
-from tests.product.conftest import (  # noqa: F401
-    artifacts,
-    chromium,
-    controller,
-    controller_args,
-)
 
 
 @pytest.fixture
@@ -28,7 +22,7 @@ def console_args(namespace: str) -> list[str]:
 @pytest.fixture
 def console(
     cluster: Cluster,
-    notebook_crd: str,  # noqa: F811
+    notebook_crd: str,
     console_args: list[str],
     tmp_path: Path,
     request: pytest.FixtureRequest,

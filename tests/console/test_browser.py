@@ -19,8 +19,8 @@ import pytest
 
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
 from tests.console.console import ConsoleProcess
-from tests.e2e.controller import ControllerProcess, get
-from tests.kube import Cluster, wait_for
+from tests.e2e.controller import ControllerProcess
+from tests.kube import Cluster, get, wait_for
 from tests.product.browser import JUPYTERLAB_RENDERED, Chromium, Page
 from tests.product.notebooks import (
     idle_controller_args,

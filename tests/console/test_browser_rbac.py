@@ -14,8 +14,7 @@ import aiohttp
 import pytest
 
 from tests.console.console import ConsoleProcess, grant
-from tests.e2e.controller import get
-from tests.kube import Cluster
+from tests.kube import Cluster, get
 from tests.product.browser import Chromium
 from tests.product.notebooks import seed_notebook
 

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from tests.console.console import ConsoleProcess, csrf_token, grant, user_session
-from tests.e2e.controller import get
-from tests.kube import Cluster
+from tests.kube import Cluster, get
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from tests.console.console import ConsoleProcess, csrf_token, grant, user_session
-from tests.e2e.controller import get
-from tests.kube import Cluster
+from tests.kube import Cluster, get
 from tests.product.notebooks import seed_notebook
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -58,14 +57,16 @@ def test_each_user_sees_and_acts_only_where_rbac_allows(
                 token = await csrf_token(session, console)
                 async with session.get(console.url + "rows") as r:
                     seen[f"{user} rows"] = await r.text()
-                post = {"headers": {"X-CSRF-Token": token}}
+                csrf = {"X-CSRF-Token": token}
                 if user == alice:
                     for target in (f"{ns_b}/nb-b/pause", f"{ns_a}/nb-a/pause"):
-                        async with session.post(f"{console.url}notebooks/{target}", **post) as r:
+                        async with session.post(
+                            f"{console.url}notebooks/{target}", headers=csrf
+                        ) as r:
                             seen[f"alice {target}"] = (r.status, await r.text())
                     seen["alice paused"] = get(cluster, ns_a, "notebook", "nb-a")
                     async with session.post(
-                        f"{console.url}notebooks/{ns_a}/nb-a/resume", **post
+                        f"{console.url}notebooks/{ns_a}/nb-a/resume", headers=csrf
                     ) as r:
                         seen["alice resume"] = (r.status, await r.text())
                     seen["alice resumed"] = get(cluster, ns_a, "notebook", "nb-a")
@@ -79,11 +80,11 @@ def test_each_user_sees_and_acts_only_where_rbac_allows(
                         seen["other origin"] = (r.status, await r.text())
                 if user == carol:
                     async with session.post(
-                        f"{console.url}notebooks/{ns_a}/nb-a/pause", **post
+                        f"{console.url}notebooks/{ns_a}/nb-a/pause", headers=csrf
                     ) as r:
                         seen["carol pause"] = (r.status, await r.text())
                     async with session.post(
-                        f"{console.url}notebooks/{ns_a}/nb-a/delete", **post
+                        f"{console.url}notebooks/{ns_a}/nb-a/delete", headers=csrf
                     ) as r:
                         seen["carol delete"] = (r.status, await r.text())
         async with (

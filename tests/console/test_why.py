@@ -36,6 +36,12 @@ def why(console: ConsoleProcess, name: str) -> str:
     return unescape(found[1]) if found else ""
 
 
+def why_saying(console: ConsoleProcess, name: str, words: str) -> str | None:
+    """The notebook's reason once it contains `words`; None until then (for wait_for)."""
+    reason = why(console, name)
+    return reason if words in reason else None
+
+
 def test_the_list_says_why_a_notebook_is_not_ready(
     cluster: Cluster,
     real_namespace: str,
@@ -50,12 +56,12 @@ def test_the_list_says_why_a_notebook_is_not_ready(
     cluster.apply(missing, namespace)
 
     waiting = wait_for(
-        lambda: "in queue" in (w := why(console, "notebook-gpu-sample")) and w,
+        lambda: why_saying(console, "notebook-gpu-sample", "in queue"),
         timeout=120,
         message=lambda: f"the GPU notebook's reason; shown: {why(console, 'notebook-gpu-sample')}",
     )
     pulling = wait_for(
-        lambda: "cannot pull image" in (w := why(console, "nb-missing-image")) and w,
+        lambda: why_saying(console, "nb-missing-image", "cannot pull image"),
         timeout=180,
         message=lambda: f"the image pull reason; shown: {why(console, 'nb-missing-image')}",
     )

@@ -1,30 +1,15 @@
-"""Fixtures for the plugin's tests: the CRD, the controller process of tests/e2e (reused, not
-copied), and `kubectl notebook ...` run as a user runs it: kubectl finds the `kubectl-notebook`
-console script on PATH."""
+"""Fixtures for the plugin's tests: `kubectl notebook ...` run as a user runs it: kubectl finds
+the `kubectl-notebook` console script on PATH. The CRD and the controller process come from the
+root `pytest_plugins` (tests/crd.py, tests/fixtures.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from tests.crd import notebook_crd  # noqa: F401
-from tests.e2e.conftest import controller  # noqa: F401
 from tests.kube import Cluster
-
-Plugin = Callable[..., subprocess.CompletedProcess[str]]
-SCRIPTS = Path(sys.executable).parent  # where the package installed kubectl-notebook
-
-
-def plugin_env(cluster: Cluster) -> dict[str, str]:
-    path = os.pathsep.join(
-        [str(SCRIPTS), str(Path(cluster.kubectl_path).parent), os.environ["PATH"]]
-    )
-    return {**os.environ, "PATH": path, "KUBECONFIG": str(cluster.kubeconfig)}
+from tests.kubectl.support import Plugin, plugin_env
 
 
 @pytest.fixture

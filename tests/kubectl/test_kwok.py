@@ -15,8 +15,7 @@ import yaml
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
 from tests.e2e.controller import ControllerProcess
 from tests.kube import Cluster, condition, get, wait_condition, wait_for
-from tests.kubectl.conftest import SCRIPTS, Plugin, plugin_env
-from tests.kubectl.support import ok, one_line_error
+from tests.kubectl.support import SCRIPTS, Plugin, ok, one_line_error, plugin_env
 from tests.product.notebooks import keygen, seed_notebook
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]

@@ -15,8 +15,7 @@ import pytest
 
 from tests.e2e.controller import ControllerProcess
 from tests.kube import Cluster, get, wait_for
-from tests.kubectl.conftest import Plugin, plugin_env
-from tests.kubectl.support import ok, one_line_error
+from tests.kubectl.support import Plugin, ok, one_line_error, plugin_env
 from tests.product.notebooks import Key, key_secret, keygen, seed_notebook
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
