@@ -44,6 +44,7 @@ from notebook_controller.api.models import GROUP, KIND, PLURAL, VERSION, Noteboo
 from notebook_controller.builders import services, workload  # noqa: E402
 from notebook_controller.runtime.informer import FunctionHandler, Informer  # noqa: E402
 from notebook_controller.runtime.kube import KubeClient, ResourceKind  # noqa: E402
+from notebook_controller.wiring import pod_as_read  # noqa: E402
 
 OUT = ROOT / ".bench"
 AUDIT_LOG = ROOT / ".cluster" / "audit.log"
@@ -161,7 +162,9 @@ class Watcher:
         self.timelines: dict[str, Timeline] = {}
 
     def track(self, label: str, kind: ResourceKind, predicate: Callable[[JsonDict], bool]) -> None:
-        informer = Informer(self.client, kind, namespaces=[self.namespace])
+        # cached as the controller caches them, so their sizes are the controller's caches'
+        transform = pod_as_read if kind == PODS else None
+        informer = Informer(self.client, kind, namespaces=[self.namespace], transform=transform)
         timeline = self.timelines.setdefault(label, Timeline(self.start))
 
         def on(obj: JsonDict) -> None:
@@ -447,7 +450,7 @@ async def run_controller(
         "rss_converged_mb": round(rss_kb / 1024, 1),
         # what N notebooks add once converged: caches, queues, per-notebook state
         "rss_added_by_notebooks_mb": round((rss_kb - idle_rss_kb) / 1024, 1),
-        # the same objects as an informer caches them (managedFields stripped), in Python
+        # the same objects as the controller's informers cache them, in Python
         "cache_kb_per_notebook": {k: round(v / n / 1024, 1) for k, v in cache_bytes.items()},
         "peak_rss_mb": round(peak_rss_kb / 1024, 1),
         "curve_ready": [round(t, 2) for t in watcher.timelines["ready"].curve()],
