@@ -16,16 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.kube import (  # noqa: F401  (get, items, condition, wait_condition: also imported from here by tests/kubectl)
-    ROOT,
-    Cluster,
-    condition,
-    get,
-    items,
-    wait_condition,
-    wait_for,
-    warning_events,
-)
+from tests.kube import ROOT, Cluster
 
 SEEDS = ROOT / "tests" / "api" / "seed"
 AUDIT_LOG = ROOT / ".cluster" / "audit.log"
