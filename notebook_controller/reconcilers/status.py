@@ -52,8 +52,8 @@ class StatusReconciler:
         coalesce_seconds: float = 0.0,
     ) -> None:
         """`coalesce_seconds`: changes on the way to Ready are held back that long and sent as
-        one write (see StatusApplier); Ready turning True, or no longer True, and a paused
-        notebook's status are sent at once."""
+        one write (see StatusApplier); Ready turning True, or no longer True, any change to a
+        Ready notebook's status and a paused notebook's status are sent at once."""
         self.client = client
         self.recorder = recorder
         self.notebooks = notebooks
@@ -90,8 +90,9 @@ class StatusReconciler:
             self._status.settled(request)
             return Result()
         # Held: the way up (absent, then Ready=False with a changing reason). Not held: Ready
-        # turning True or no longer True, and a pause's progress (a user waits for either).
-        urgent = notebook.spec.paused or _readiness_flips(current, desired)
+        # turning True or no longer True, any change to a Ready notebook's status (who waited
+        # for Ready reads status.ssh next), and a pause's progress (a user waits for either).
+        urgent = notebook.spec.paused or _ready_in_either(current, desired)
         held = self._status.hold(request, urgent=urgent)
         if held is not None:
             return Result(requeue_after=held)
@@ -130,11 +131,11 @@ class StatusReconciler:
         )
 
 
-def _readiness_flips(current: JsonDict, desired: JsonDict) -> bool:
-    """Ready turns True or stops being True."""
+def _ready_in_either(current: JsonDict, desired: JsonDict) -> bool:
+    """Ready is True before or after the change: not on the way up."""
 
     def ready(status: JsonDict) -> bool:
         found = find_condition(status.get("conditions") or [], CONDITION_READY)
         return found is not None and found.get("status") == "True"
 
-    return ready(desired) != ready(current)
+    return ready(desired) or ready(current)

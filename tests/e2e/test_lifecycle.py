@@ -173,7 +173,8 @@ def test_tampered_children_are_restored(
     old_key = get(cluster, namespace, "secret", host_key)
     assert old_key is not None
     cluster.kubectl("-n", namespace, "delete", "secret", host_key)
-    cluster.kubectl("-n", namespace, "delete", "pod", POD, "--wait=false")
+    # (the StatefulSet deleted above may still be re-making its pod: none to delete then)
+    cluster.kubectl("-n", namespace, "delete", "pod", POD, "--wait=false", "--ignore-not-found")
     comes_back("secret", host_key, old_key)
 
     # owned fields edited by hand are put back; fields we don't own are left alone

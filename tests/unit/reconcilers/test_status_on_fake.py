@@ -12,7 +12,9 @@ from notebook_controller.idle.jupyter import JupyterActivity
 from notebook_controller.idle.policy_source import PolicySource
 from notebook_controller.reconcilers.idle import CONFLICT_RETRY_SECONDS, IdleReconciler
 from notebook_controller.reconcilers.notebooks import NOTEBOOKS
+from notebook_controller.reconcilers.status import StatusReconciler
 from notebook_controller.runtime.apply import StatusApplier
+from notebook_controller.runtime.kinds import SERVICES
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.objects import JsonDict
 from notebook_controller.runtime.reconcile import Result
@@ -205,3 +207,50 @@ async def test_idle_with_a_lagging_cache_does_not_write_its_condition_twice() ->
         world.api.reset_writes()
         await reconciler.reconcile(REQUEST)
         assert world.writes() == []
+
+
+async def test_coalescing_holds_the_way_up_but_not_a_ready_notebooks_news() -> None:
+    """With coalescing on: a change before Ready waits for its window; Ready=True goes at once;
+    so does the SSH Service appearing on a notebook already Ready (who waited for Ready reads
+    status.ssh next)."""
+    world = World()
+    clock = [T0]
+    status = StatusReconciler(
+        world.api,  # type: ignore[arg-type]
+        world.recorder,
+        notebooks=world.notebooks,
+        statefulsets=world.statefulsets,
+        pods=world.pods,
+        services=world.services,
+        secrets=None,
+        external_url_base=None,
+        refused=world.refused,
+        now=lambda: clock[0],
+        coalesce_seconds=10,
+    )
+    await world.create_notebook(ssh=True)
+    await world.edit_notebook({"spec": {"ssh": {"serviceType": "NodePort"}}})
+    await world.workload.reconcile(REQUEST)
+    world.api.reset_writes()
+    held = await status.reconcile(REQUEST)
+    assert held.requeue_after is not None and 0 < held.requeue_after <= 10
+    assert world.writes() == []  # the way up: held
+
+    await world.run_pod(ready=True)  # no SSH Service yet: the services reconciler is behind
+    assert (await status.reconcile(REQUEST)) == Result()
+    assert conditions(world)["Ready"]["status"] == "True"  # at once, window or not
+    assert "nodePort" not in (world.notebook()["status"].get("ssh") or {})
+
+    await world.services_reconciler.reconcile(REQUEST)  # the SSH Service appears
+    ssh_service = next(s for s in world.services.list(NS) if "-ssh-" in s["metadata"]["name"])
+    ports = [{**port, "nodePort": 30022} for port in ssh_service["spec"]["ports"]]
+    # as the API server does for a NodePort Service: a node port allocated
+    await world.api.patch(
+        SERVICES, NS, ssh_service["metadata"]["name"], {"spec": {"ports": ports}}, "merge"
+    )
+    world.api.reset_writes()
+    assert (await status.reconcile(REQUEST)) == Result()
+    assert [w for w in world.writes() if w[1] == "Notebook"] == [
+        ("apply-status", "Notebook", STATUS_MANAGER)
+    ]
+    assert world.notebook()["status"]["ssh"]["nodePort"] == 30022
