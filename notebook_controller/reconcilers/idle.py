@@ -358,9 +358,13 @@ class IdleReconciler:
         if same_condition(idle, current) and ssh_activity == stored_ssh:
             self._status.settled(request)
             return None
-        # A verdict (active, idle) goes at once; "can't tell" (no pod, not Ready, a failed
-        # probe: often the endpoints lagging a just-Ready pod) waits for the window.
-        urgent = decision is not None and decision.status != UNKNOWN
+        # A verdict (active, idle) goes at once, and so does the condition's removal from a
+        # paused notebook (a stale "will be paused at" beside Suspended misleads); "can't tell"
+        # (no pod, not Ready, a failed probe: often the endpoints lagging a just-Ready pod)
+        # waits for the window.
+        urgent = (decision is not None and decision.status != UNKNOWN) or (
+            decision is None and notebook.spec.paused
+        )
         # Until a first probe's verdict, "can't tell yet" waits longer: a starting notebook's
         # next news is its verdict, which goes at once and makes the wait one write.
         starting = current is None or current.get("reason") in _POD_STATE_ONLY

@@ -129,6 +129,8 @@ def test_busy_then_idle_notebook_is_reclaimed_and_resumes(
     kernel_id = as_user(server, lambda user: user.start_kernel())
     as_user(server, lambda user: user.execute(kernel_id, "import time\ntime.sleep(25)"))
     wait_condition(cluster, namespace, NB, "Idle", "False", "KernelBusy", timeout=30)
+    # the neighbour's first verdict (its probes fail: Unknown) may wait for a few failures
+    wait_condition(cluster, namespace, "no-server-nb", "Idle", "Unknown", timeout=60)
     since = audit_position()
     deadline = time.monotonic() + IDLE_TIMEOUT + RECLAIM_GRACE + 2
     while time.monotonic() < deadline:

@@ -325,11 +325,26 @@ async def test_held_news_still_arrives_when_nothing_else_happens() -> None:
     world.now += timedelta(seconds=delay)
     assert await world.reconcile() == 300
     assert world.idle()["reason"] == "NotRunning"
-    # a running notebook's pod going away is news held for the short window only
+    # a running (recently active, so not reclaimed) notebook's pod going away is news held for
+    # the short window only
+    world.probe.answer = JupyterActivity(reachable=True, started=world.now - timedelta(minutes=1))
     world.pod()
     await world.reconcile()
+    assert world.idle()["reason"] == "RecentActivity"
     world.pod(deleting=True)
     assert await world.reconcile() == 5
+
+
+async def test_a_paused_notebook_loses_its_idle_condition_at_once_even_when_coalescing() -> None:
+    world = World(coalesce_seconds=5)
+    world.notebook()
+    world.pod()
+    await world.reconcile()  # no activity for two days: Idle=True, then reclaimed (paused)
+    assert world.notebooks.get(NS, NB)["spec"]["runMode"] == "paused"  # type: ignore[index]
+    assert world.idle()["status"] == "True"
+    world.pod(deleting=True)
+    assert await world.reconcile() is None  # not held: "will be paused at" beside Suspended
+    assert world.idle() == {}
 
 
 # --- 2. leftovers ---------------------------------------------------------------------------
