@@ -7,6 +7,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from kubernetes import watch as kubernetes_watch
+
 from tests.e2e.controller import AUDIT_LOG, ControllerProcess, audit_position, controller_writes
 from tests.kube import Cluster, condition, items, wait_for
 
@@ -105,21 +107,32 @@ def test_sigkill_during_creation_converges_without_duplicates_or_orphans(
     # One worker per reconciler: slow enough that the kill lands part-way through creation.
     controller.stop()
     controller.extra_args = ["--workers=1"]
-    controller.start()
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=_notebooks(count, "crash"))
+    # the watch below starts from this point: it sees every StatefulSet the controller makes,
+    # however late its connection opens
+    listed = apps_v1.list_namespaced_stateful_set(namespace, label_selector=MANAGED[3:])
+    assert listed.items == []
+    controller.start()
 
-    def statefulsets_made() -> int:
-        # straight from the apiserver (a kubectl process per poll is too slow to catch it)
-        found = apps_v1.list_namespaced_stateful_set(namespace, label_selector=MANAGED[3:])
-        return len(found.items)
-
-    wait_for(
-        lambda: statefulsets_made() >= 10,
-        timeout=300,
-        interval=0.01,
-        message="the controller to be part-way through",
-    )
-    controller.kill()
+    # Kill at the 10th StatefulSet, seen on a watch (a poll lists slower than the controller
+    # creates: at ~100 creates/s one slow list under load let it reach 90 before the kill).
+    # The watch connects while the controller process is still starting.
+    seen: set[str] = set()
+    watcher: Any = kubernetes_watch  # the kubernetes client is untyped
+    stream = watcher.Watch()
+    for event in stream.stream(
+        apps_v1.list_namespaced_stateful_set,
+        namespace,
+        label_selector=MANAGED[3:],
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=300,
+    ):
+        seen.add(event["object"].metadata.name)
+        if len(seen) >= 10:
+            controller.kill()
+            break
+    stream.stop()
+    assert len(seen) >= 10, "the controller did not start creating StatefulSets in 300 s"
     made = len(items(cluster, namespace, "statefulsets", MANAGED))
     print(f"killed with {made}/{count} StatefulSets made")
     assert made < count * 0.9, "killed too late to prove anything"
