@@ -56,11 +56,6 @@ from notebook_controller.settings import Settings
 log = structlog.get_logger(__name__)
 
 COMPONENT = "notebook-controller"
-# Status changes on the way to Ready within this window go out as one write (Ready turning True
-# or False at once): a notebook's start costs ~2 status writes, not one per state it goes
-# through; the idle condition's "can't tell yet" likewise (its verdicts at once).
-STATUS_COALESCE_SECONDS = 10.0
-IDLE_COALESCE_SECONDS = 5.0
 
 
 # --- predicates and mappers ---------------------------------------------------------------
@@ -199,7 +194,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             secrets=None if secrets is None else secrets.store,
             external_url_base=settings.external_url_base,
             refused=refused,
-            coalesce_seconds=STATUS_COALESCE_SECONDS,
+            coalesce_seconds=settings.status_coalesce_seconds,
         ),
     )
     status.watch_primary(notebooks)
@@ -231,7 +226,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         pods=pods.store,
         policies=policies,
         route=route,
-        coalesce_seconds=IDLE_COALESCE_SECONDS,
+        coalesce_seconds=settings.idle_coalesce_seconds,
     )
     idle = controller("idle", idle_reconciler)
     idle.watch_primary(notebooks)
