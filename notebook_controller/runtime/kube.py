@@ -464,10 +464,12 @@ class KubeClient:
         try:
             async with asyncio.timeout(exec_timeout or self.timeout):
                 auth, ssl_context = await self.configuration.auth()
+                # no `Accept: application/json` on the upgrade: the API server answers it 406
+                upgrade_headers = {k: v for k, v in self._headers.items() if k != "Accept"}
                 connect = self._session().ws_connect(
                     url,
                     protocols=("v4.channel.k8s.io",),
-                    headers={**self._headers, **auth},
+                    headers={**upgrade_headers, **auth},
                     ssl=ssl_context,
                     proxy=self.configuration.proxy,
                     server_hostname=self.configuration.tls_server_name,
