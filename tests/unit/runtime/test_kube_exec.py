@@ -26,7 +26,10 @@ EXIT_3 = {
 }
 
 
-async def exec_endpoint(request: web.Request) -> web.WebSocketResponse:
+async def exec_endpoint(request: web.Request) -> web.StreamResponse:
+    if request.headers.get("Accept") == "application/json":
+        # what the API server (v1.37, real node) answers an exec upgrade asking only for JSON
+        return web.Response(status=406, text="only the streaming protocols are served here")
     socket = web.WebSocketResponse(protocols=["v4.channel.k8s.io"])
     await socket.prepare(request)
     command = request.query.getall("command")
