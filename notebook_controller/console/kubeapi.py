@@ -25,7 +25,7 @@ from notebook_controller.runtime.kinds import (
 from notebook_controller.runtime.kube import (
     PATCH_CONTENT_TYPES,
     ApiError,
-    _error_from_body,
+    error_from_body,
 )
 from notebook_controller.runtime.kubeconfig import Configuration, load_configuration
 from notebook_controller.runtime.objects import JsonDict
@@ -107,7 +107,7 @@ class KubeApi:
                 "try again in a moment",
             ) from error
         if not 200 <= status <= 299:
-            raise _error_from_body(status, reason, raw)
+            raise error_from_body(status, reason, raw)
         parsed: Any = json.loads(raw) if raw else {}
         return parsed if isinstance(parsed, dict) else {}
 
@@ -128,6 +128,9 @@ class KubeApi:
         query = [("dryRun", "All")] if dry_run else []
         query.append(("fieldValidation", "Strict"))
         return await self.request(user, "POST", NOTEBOOKS.path(namespace), query=query, body=body)
+
+    async def get_notebook(self, user: User, namespace: str, name: str) -> JsonDict:
+        return await self.request(user, "GET", NOTEBOOKS.path(namespace, name))
 
     async def patch_notebook(self, user: User, namespace: str, name: str, patch: Any) -> JsonDict:
         return await self.request(

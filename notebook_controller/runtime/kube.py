@@ -155,7 +155,9 @@ class KubeClient:
         timeout: float = 30.0,
         user_agent: str = "notebook-controller",
     ) -> None:
-        self._headers: dict[str, str] = {"User-Agent": user_agent, "Accept": "application/json"}
+        # every request's headers; `Accept: application/json` is added per request in _call,
+        # not here: on exec's WebSocket upgrade the API server answers it 406
+        self._headers: dict[str, str] = {"User-Agent": user_agent}
         self._adopted: Any = None
         if not isinstance(configuration, Configuration):
             self._adopted = configuration
@@ -223,7 +225,7 @@ class KubeClient:
         async with response:
             data = await response.read()
         if not 200 <= response.status <= 299:
-            raise _error_from_body(response.status, response.reason or "", data)
+            raise error_from_body(response.status, response.reason or "", data)
         parsed: Any = json.loads(data) if data else {}
         if not isinstance(parsed, dict):
             raise ApiError(response.status, "UnexpectedBody", f"expected an object from {path}")
@@ -266,7 +268,7 @@ class KubeClient:
         client_timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
         auth, ssl_context = await self.configuration.auth()
-        headers = {**self._headers, **auth}
+        headers = {"Accept": "application/json", **self._headers, **auth}
         data: bytes | None = None
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -433,9 +435,7 @@ class KubeClient:
         )
         async with response:
             if not 200 <= response.status <= 299:
-                raise _error_from_body(
-                    response.status, response.reason or "", await response.read()
-                )
+                raise error_from_body(response.status, response.reason or "", await response.read())
             async for line in response.content:
                 if line.strip():
                     yield json.loads(line)
@@ -464,12 +464,10 @@ class KubeClient:
         try:
             async with asyncio.timeout(exec_timeout or self.timeout):
                 auth, ssl_context = await self.configuration.auth()
-                # no `Accept: application/json` on the upgrade: the API server answers it 406
-                upgrade_headers = {k: v for k, v in self._headers.items() if k != "Accept"}
                 connect = self._session().ws_connect(
                     url,
                     protocols=("v4.channel.k8s.io",),
-                    headers={**upgrade_headers, **auth},
+                    headers={**self._headers, **auth},
                     ssl=ssl_context,
                     proxy=self.configuration.proxy,
                     server_hostname=self.configuration.tls_server_name,
@@ -518,7 +516,7 @@ def _adopt(api_client: Any, headers: dict[str, str]) -> Configuration:
     )
 
 
-def _error_from_body(status: int, reason: str, data: bytes) -> ApiError:
+def error_from_body(status: int, reason: str, data: bytes) -> ApiError:
     """The Status object the server sent, or the raw text (e.g. a plain "404 page not found")."""
     try:
         parsed = json.loads(data)
