@@ -191,17 +191,11 @@ class Gateway:
                     request.method, url, headers=headers, data=body, allow_redirects=False
                 )
                 break
-            except aiohttp.ClientConnectorError as error:
-                if attempt + 1 < attempts:
-                    await asyncio.sleep(CONNECT_RETRY_DELAY)
-                    continue
-                raise web.HTTPBadGateway(
-                    text=f"the notebook's server did not answer ({error}): is it Ready?\n"
-                ) from error
             except (aiohttp.ClientError, OSError) as error:
-                raise web.HTTPBadGateway(
-                    text=f"the notebook's server did not answer ({error}): is it Ready?\n"
-                ) from error
+                refused = isinstance(error, aiohttp.ClientConnectorError)
+                if not refused or attempt + 1 == attempts:
+                    raise _no_answer(error) from error
+                await asyncio.sleep(CONNECT_RETRY_DELAY)
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in upstream.headers.items():
@@ -238,9 +232,7 @@ class Gateway:
                 text=f"the notebook refused the WebSocket ({error.status}): {error.message}\n"
             ) from error
         except (aiohttp.ClientError, OSError) as error:
-            raise web.HTTPBadGateway(
-                text=f"the notebook's server did not answer ({error}): is it Ready?\n"
-            ) from error
+            raise _no_answer(error) from error
         async with upstream:
             chosen = [upstream.protocol] if upstream.protocol else []
             downstream = web.WebSocketResponse(protocols=chosen, max_msg_size=0, autoping=True)
@@ -254,6 +246,12 @@ class Gateway:
                         task.cancel()
             await downstream.close()
             return downstream
+
+
+def _no_answer(error: BaseException) -> web.HTTPBadGateway:
+    return web.HTTPBadGateway(
+        text=f"the notebook's server did not answer ({error}): is it Ready?\n"
+    )
 
 
 async def _pump(

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import web
 
+from notebook_controller.builders.raw import run_mode_patch
 from notebook_controller.console import pages
 from notebook_controller.console.forms import CreateForm
 from notebook_controller.console.gateway import (
@@ -43,7 +44,7 @@ from notebook_controller.console.gateway import (
 )
 from notebook_controller.console.identity import IdentityMode, IdentitySettings, identify
 from notebook_controller.console.kubeapi import KubeApi, User
-from notebook_controller.console.views import pause_patch, resume_patch, view
+from notebook_controller.console.views import view
 from notebook_controller.logs import configure_logging
 from notebook_controller.runtime.kube import ApiError, in_cluster
 
@@ -228,12 +229,8 @@ class Console:
                 await self.api.delete_notebook(user, namespace, name)
                 done = f"deleted notebook {namespace}/{name}"
             else:
-                current = await self.api.request(
-                    user,
-                    "GET",
-                    f"/apis/tensorstack.dev/v1beta1/namespaces/{namespace}/notebooks/{name}",
-                )
-                patch = pause_patch(current) if action == "pause" else resume_patch(current)
+                current = await self.api.get_notebook(user, namespace, name)
+                patch = run_mode_patch(current, paused=action == "pause")
                 await self.api.patch_notebook(user, namespace, name, patch)
                 done = f"{'paused' if action == 'pause' else 'resumed'} notebook {namespace}/{name}"
         except ApiError as error:

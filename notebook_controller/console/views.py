@@ -13,10 +13,8 @@ from notebook_controller.builders.raw import (
     condition,
     is_paused,
     main_container,
-    run_mode_patch,
 )
 from notebook_controller.builders.raw import queue as raw_queue
-from notebook_controller.runtime.objects import JsonDict
 
 
 @dataclass(frozen=True)
@@ -43,14 +41,6 @@ class NotebookView:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-
-def pause_patch(notebook: Mapping[str, Any]) -> JsonDict:
-    return run_mode_patch(notebook, paused=True)
-
-
-def resume_patch(notebook: Mapping[str, Any]) -> JsonDict:
-    return run_mode_patch(notebook, paused=False)
 
 
 def _requests(notebook: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from notebook_controller.api.models import RECLAIMED_AT_ANNOTATION
+from notebook_controller.builders.raw import run_mode_patch
 from notebook_controller.console.forms import CreateForm
 from notebook_controller.console.identity import IdentitySettings, identify
 from notebook_controller.console.kubeapi import User
-from notebook_controller.console.views import pause_patch, resume_patch, view
+from notebook_controller.console.views import view
 
 SECRET = "s3cret-s3cret-s3cret"
 HEADER_MODE = IdentitySettings(mode="header", proxy_secret=SECRET)
@@ -113,18 +114,18 @@ def test_why_a_notebook_is_paused_or_not_ready() -> None:
 
 
 def test_pause_and_resume_patches() -> None:
-    assert pause_patch(notebook()) == {"spec": {"runMode": "paused"}}
-    assert pause_patch(notebook(spec={"suspend": False})) == {
+    assert run_mode_patch(notebook(), paused=True) == {"spec": {"runMode": "paused"}}
+    assert run_mode_patch(notebook(spec={"suspend": False}), paused=True) == {
         "spec": {"runMode": "paused", "suspend": True}
     }
     reclaimed = notebook(
         metadata={"annotations": {RECLAIMED_AT_ANNOTATION: "t"}}, spec={"runMode": "paused"}
     )
-    assert resume_patch(reclaimed) == {
+    assert run_mode_patch(reclaimed, paused=False) == {
         "spec": {"runMode": "running"},
         "metadata": {"annotations": {RECLAIMED_AT_ANNOTATION: None}},
     }
-    assert resume_patch(notebook(spec={"suspend": True})) == {
+    assert run_mode_patch(notebook(spec={"suspend": True}), paused=False) == {
         "spec": {"runMode": "running", "suspend": False}
     }
 
