@@ -14,7 +14,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.idle.jupyter import execute_content, shell_message
 from tests.kube import ROOT, Cluster
 
 SECRET_HEADER = "X-Console-Proxy-Secret"
@@ -163,29 +163,8 @@ async def run_cell(session: aiohttp.ClientSession, lab: str, ws_base: str, code:
     async with session.post(lab + "api/kernels", json={"name": "python3"}, headers=headers) as r:
         assert r.status == 201, (r.status, await r.text())
         kernel = (await r.json())["id"]
-    msg_id = uuid.uuid4().hex
-    request = {
-        "header": {
-            "msg_id": msg_id,
-            "msg_type": "execute_request",
-            "username": "test",
-            "session": uuid.uuid4().hex,
-            "date": "",
-            "version": "5.3",
-        },
-        "parent_header": {},
-        "metadata": {},
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": True,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        },
-        "buffers": [],
-        "channel": "shell",
-    }
+    request = shell_message("execute_request", execute_content(code))
+    msg_id = request["header"]["msg_id"]
     output = []
     url = f"{ws_base}api/kernels/{kernel}/channels"
     async with asyncio.timeout(60), session.ws_connect(url) as websocket:

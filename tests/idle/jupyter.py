@@ -150,14 +150,7 @@ class JupyterUser:
     async def execute(self, kernel_id: str, code: str) -> None:
         """Run a cell; returns once the kernel has started it (its status went busy), while the
         cell keeps running."""
-        content = {
-            "code": code,
-            "silent": False,
-            "store_history": True,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        }
+        content = execute_content(code)
         await self._shell_request(kernel_id, "execute_request", content, wait_for="busy")
 
     async def _shell_request(
@@ -166,22 +159,8 @@ class JupyterUser:
         """Send a shell message over the kernel's websocket and wait for the reply of type
         `wait_for`, or for the iopub `busy` status it causes when `wait_for` is "busy"."""
         url = self.server.base_url.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels"
-        msg_id = uuid.uuid4().hex
-        request = {
-            "header": {
-                "msg_id": msg_id,
-                "msg_type": msg_type,
-                "username": "test",
-                "session": uuid.uuid4().hex,
-                "date": "",
-                "version": "5.3",
-            },
-            "parent_header": {},
-            "metadata": {},
-            "content": content,
-            "buffers": [],
-            "channel": "shell",
-        }
+        request = shell_message(msg_type, content)
+        msg_id = request["header"]["msg_id"]
         async with asyncio.timeout(60), self.session.ws_connect(url) as websocket:
             await websocket.send_str(json.dumps(request))
             async for message in websocket:
@@ -215,3 +194,34 @@ class JupyterUser:
                     if f"done-{marker}\r\n" in "".join(output):
                         break
         return "".join(output)
+
+
+def execute_content(code: str) -> dict[str, Any]:
+    """An execute_request's content: run `code` as a notebook cell would."""
+    return {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+
+
+def shell_message(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+    """A Jupyter shell-channel message for a kernel's WebSocket (a fresh msg_id in its header)."""
+    return {
+        "header": {
+            "msg_id": uuid.uuid4().hex,
+            "msg_type": msg_type,
+            "username": "test",
+            "session": uuid.uuid4().hex,
+            "date": "",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": content,
+        "buffers": [],
+        "channel": "shell",
+    }
