@@ -538,7 +538,14 @@ def drive(install: Install) -> None:
     )  # fmt: skip
 
     # two bad policies with the same mistake: a Warning on the ConfigMap, then its count
+    # (the second is applied once the first is reported: the controller reads the policy's
+    # current version when it reconciles, so two versions applied back to back may be seen as one)
     set_policy(install, idleTimeout="soon")
+    wait_for(
+        lambda: any(e["reason"] == "InvalidIdlePolicy" for e in policy_events(install)),
+        timeout=90,
+        message="an InvalidIdlePolicy Warning on the ConfigMap",
+    )
     set_policy(install, idleTimeout="soon", probeTimeout="3s")
     wait_for(
         lambda: any(
