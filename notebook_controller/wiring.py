@@ -30,7 +30,7 @@ from notebook_controller.api.models import NAME_LABEL
 from notebook_controller.builders.names import MANAGED_SELECTOR
 from notebook_controller.idle.jupyter import choose_route
 from notebook_controller.idle.policy_source import PolicySource
-from notebook_controller.reconcilers.idle import IdleReconciler
+from notebook_controller.reconcilers.idle import IdleReconciler, pod_news
 from notebook_controller.reconcilers.notebooks import (
     INDEX_KEY_SECRET,
     INDEX_NAME_LABEL,
@@ -71,6 +71,27 @@ def spec_or_life_changed(old: JsonDict, new: JsonDict) -> bool:
         before.get(field) != after.get(field)
         for field in ("generation", "uid", "deletionTimestamp")
     )
+
+
+def beyond_status_changed(old: JsonDict, new: JsonDict) -> bool:
+    """A child's update that its applier cares about: anything but its status (and
+    resourceVersion) changed. A StatefulSet's status moves a dozen times while its pod starts;
+    the reconciler that applies its spec has nothing to do then."""
+    if old.get("spec") != new.get("spec"):
+        return True
+    before, after = old["metadata"], new["metadata"]
+    return any(
+        before.get(field) != after.get(field)
+        for field in (
+            "uid", "generation", "labels", "annotations", "ownerReferences",
+            "deletionTimestamp", "finalizers",
+        )
+    )  # fmt: skip
+
+
+def replaced(old: JsonDict, new: JsonDict) -> bool:
+    """An update that is another object under the same name (a re-list after a missed delete)."""
+    return bool(old["metadata"].get("uid") != new["metadata"].get("uid"))
 
 
 def notebooks_by(index: str, notebooks: Store, value: Callable[[JsonDict], str | None]) -> Mapper:
@@ -170,17 +191,18 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         "workload", WorkloadReconciler(client, notebooks.store, statefulsets.store, refused)
     )
     workload.watch_primary(notebooks, spec_or_life_changed)
-    workload.watch_owned(statefulsets, NOTEBOOKS)
+    workload.watch_owned(statefulsets, NOTEBOOKS, beyond_status_changed)
 
     services_controller = controller(
         "services", ServicesReconciler(client, notebooks.store, services.store)
     )
     services_controller.watch_primary(notebooks, spec_or_life_changed)
-    services_controller.watch_owned(services, NOTEBOOKS)
+    services_controller.watch_owned(services, NOTEBOOKS, beyond_status_changed)
 
     ssh = controller("ssh", SSHReconciler(client, notebooks.store, pods.store))
     ssh.watch_primary(notebooks, spec_or_life_changed)
-    ssh.watch_mapped(pods, pod_to_notebook)
+    # a pod's arrival asks for its host key; its later updates (same pod) don't
+    ssh.watch_mapped(pods, pod_to_notebook, replaced)
 
     status = controller(
         "status",
@@ -230,8 +252,8 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     )
     idle = controller("idle", idle_reconciler)
     idle.watch_primary(notebooks)
-    # Any event of a notebook's pod wakes it: a change of the pod's state (scheduled, Ready, not
-    # Ready, gone, replaced) is judged at once, other events wait for the probe interval.
-    idle.watch_mapped(pods, pod_to_notebook)
+    # A change of the pod's state (scheduled, Ready, not Ready, gone, replaced) is judged at
+    # once; other updates of the pod don't wake it (they wait for the probe interval).
+    idle.watch_mapped(pods, pod_to_notebook, pod_news)
     idle.watch_mapped(configmaps, every_notebook_on_policy_change(policies, notebooks.store))
     manager.add_runnable(idle_reconciler.close_on_exit, needs_leader=False)

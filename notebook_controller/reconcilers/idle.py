@@ -491,6 +491,17 @@ def _next_probe_in(interval: timedelta, failures: int) -> timedelta:
     return min(interval, backoff)
 
 
+def pod_news(old: JsonDict, new: JsonDict) -> bool:
+    """A pod update the idle reconciler must judge: what it reads of a pod changed (its state,
+    identity, start, or the start of its not-Ready stretch). Others (a container's status
+    moving within the same state) wait for the next probe."""
+    return _pod_facts(old) != _pod_facts(new)
+
+
+def _pod_facts(pod: JsonDict) -> tuple[object, ...]:
+    return (_pod_state(pod), _uid(pod), _pod_started(pod), _pod_not_ready_since(pod))
+
+
 def _pod_state(pod: JsonDict | None) -> PodState:
     if pod is None or pod["metadata"].get("deletionTimestamp"):
         return PodState.NOT_RUNNING

@@ -69,9 +69,11 @@ class Controller:
 
         self._watch(informer, FunctionHandler(add=enqueue, update=update, delete=enqueue))
 
-    def watch_owned(self, informer: Informer, owner: ResourceKind) -> None:
+    def watch_owned(
+        self, informer: Informer, owner: ResourceKind, predicate: UpdatePredicate | None = None
+    ) -> None:
         """A child whose controller ownerReference is of the `owner` kind (group and kind)
-        wakes its owner."""
+        wakes its owner (on updates, those `predicate(old, new)` lets through)."""
 
         def owner_request(obj: JsonDict) -> list[Request]:
             reference = controller_owner(obj)
@@ -82,17 +84,24 @@ class Controller:
                 return []
             return [Request(obj["metadata"].get("namespace", ""), reference["name"])]
 
-        self.watch_mapped(informer, owner_request)
+        self.watch_mapped(informer, owner_request, predicate)
 
-    def watch_mapped(self, informer: Informer, mapper: Mapper) -> None:
-        """Every request `mapper` returns for an object's old or new state is enqueued."""
+    def watch_mapped(
+        self, informer: Informer, mapper: Mapper, predicate: UpdatePredicate | None = None
+    ) -> None:
+        """Every request `mapper` returns for an object's old or new state is enqueued: on
+        every add and delete, and on the updates `predicate(old, new)` lets through."""
 
         def enqueue(*objs: JsonDict) -> None:
             for obj in objs:
                 for request in mapper(obj):
                     self.queue.add(request)
 
-        self._watch(informer, FunctionHandler(add=enqueue, update=enqueue, delete=enqueue))
+        def update(old: JsonDict, new: JsonDict) -> None:
+            if predicate is None or predicate(old, new):
+                enqueue(old, new)
+
+        self._watch(informer, FunctionHandler(add=enqueue, update=update, delete=enqueue))
 
     def _watch(self, informer: Informer, handler: FunctionHandler) -> None:
         informer.add_handler(handler)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -94,6 +95,33 @@ def strip_unread(obj: JsonDict) -> JsonDict:
     return obj
 
 
+_SHARED_STRING_LENGTH = 40
+"""Strings up to this long are interned in cached objects: keys, and values such as a phase,
+a condition's type, a node's or a label's name, a timestamp. Longer ones are mostly unique."""
+
+
+def compact(value: object) -> object:
+    """`value` (a decoded JSON document) with its keys and short strings interned, so that the
+    thousand copies of `"metadata"`, `"lastTransitionTime"` or `"True"` in a cache are one each:
+    a cached pod takes half the memory (interned strings are freed when no object holds them)."""
+    if isinstance(value, dict):
+        return {sys.intern(k): compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= _SHARED_STRING_LENGTH:
+        return sys.intern(value)
+    return value
+
+
+def _cached(transform: Callable[[JsonDict], JsonDict]) -> Callable[[JsonDict], JsonDict]:
+    def prepare(obj: JsonDict) -> JsonDict:
+        prepared = compact(transform(obj))
+        assert isinstance(prepared, dict)
+        return prepared
+
+    return prepare
+
+
 class WatchExpired(Exception):
     """The watch's resourceVersion is too old (410 Gone): re-list."""
 
@@ -122,7 +150,8 @@ class Informer:
         transform: Callable[[JsonDict], JsonDict] | None = None,
     ) -> None:
         """`transform` prepares each listed or watched object before it is cached and handed
-        to handlers (default: `strip_unread`, which drops what no reader of a cache needs)."""
+        to handlers (default: `strip_unread`, which drops what no reader of a cache needs); its
+        result is then compacted (`compact`)."""
         self.client = client
         self.kind = kind
         self.label_selector = label_selector
@@ -131,7 +160,7 @@ class Informer:
         self.inactivity_timeout = inactivity_timeout
         self.watch_timeout_seconds = watch_timeout_seconds
         self.page_size = page_size
-        self.transform = transform or strip_unread
+        self.transform = _cached(transform or strip_unread)
         self.store = Store(indexers)
         self._handlers: list[EventHandler] = []
         scopes = list(namespaces) if namespaces and kind.namespaced else [None]

@@ -236,6 +236,22 @@ async def test_watch_owned_follows_the_controller_reference_not_the_first() -> N
     assert await drain(controller) == [KEY]
 
 
+async def test_watch_owned_updates_pass_the_predicate() -> None:
+    def labels_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+        return bool(old["metadata"].get("labels") != new["metadata"].get("labels"))
+
+    labelled = child("Notebook")
+    labelled["metadata"]["labels"] = {"a": "b"}
+    woken = []
+    for old, new in [(child("Notebook"), child("Notebook")), (child("Notebook"), labelled)]:
+        controller = make_controller(ScriptedReconciler(), FakeClock())
+        informer = RecordingInformer()
+        controller.watch_owned(cast(Informer, informer), NOTEBOOK_KIND, labels_changed)
+        informer.handlers[0].on_update(old, new)
+        woken.append(await drain(controller))
+    assert woken == [[], [KEY]]
+
+
 async def test_watch_primary_updates_pass_the_predicate() -> None:
     controller = make_controller(ScriptedReconciler(), FakeClock())
     primary = RecordingInformer()
