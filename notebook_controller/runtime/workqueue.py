@@ -52,7 +52,13 @@ class WorkQueue(Generic[K]):
         self._added_at: dict[K, float] = {}
         self._started_at: dict[K, float] = {}
         self._shutting_down = False
-        self._changed = asyncio.Event()
+        # Workers blocked in `get`, each on its own future: a key pushed wakes one of them (like
+        # sync.Cond.Signal), not all of them to find one key. Drainers wait apart.
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._drainers: deque[asyncio.Future[None]] = deque()
+        # One timer for all delayed keys, armed for the earliest.
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at = 0.0
         self._depth = metrics.WORKQUEUE_DEPTH.labels(name)
         self._adds = metrics.WORKQUEUE_ADDS.labels(name)
         self._retries = metrics.WORKQUEUE_RETRIES.labels(name)
@@ -82,7 +88,7 @@ class WorkQueue(Generic[K]):
             return
         self._ready_at[key] = ready_at
         heapq.heappush(self._delayed, (ready_at, next(self._order), key))
-        self._notify()
+        self._arm_timer()
 
     def add_rate_limited(self, key: K) -> None:
         self._retries.inc()
@@ -104,10 +110,8 @@ class WorkQueue(Generic[K]):
                 return self._pop()
             if self._shutting_down:
                 raise ShutDown(self.name)
-            next_ready = self._delayed[0][0] if self._delayed else None
-            await self._wait_for_change(
-                None if next_ready is None else next_ready - self._clock.now()
-            )
+            self._arm_timer()
+            await self._wait(self._waiters)
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
@@ -117,7 +121,7 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             self._push(key)
         elif not self._processing:
-            self._notify()
+            _wake_all(self._drainers)
 
     # --- shutting down --------------------------------------------------------------------
 
@@ -125,13 +129,16 @@ class WorkQueue(Generic[K]):
         self._shutting_down = True
         self._ready_at.clear()
         self._delayed.clear()
-        self._notify()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        _wake_all(self._waiters)
 
     async def shut_down_with_drain(self) -> None:
         """Shut down, then wait until every key handed out has been marked done."""
         self.shut_down()
         while self._processing:
-            await self._wait_for_change(None)
+            await self._wait(self._drainers)
 
     @property
     def shutting_down(self) -> bool:
@@ -154,7 +161,7 @@ class WorkQueue(Generic[K]):
     def _push(self, key: K) -> None:
         self._queue.append(key)
         self._depth.set(len(self._queue))
-        self._notify()
+        _wake_one(self._waiters)
 
     def _pop(self) -> K:
         key = self._queue.popleft()
@@ -176,23 +183,50 @@ class WorkQueue(Generic[K]):
                 del self._ready_at[key]
                 self.add(key)
 
-    def _notify(self) -> None:
-        """Wake every waiter: they re-check the state (a broadcast, like sync.Cond)."""
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def _wait_for_change(self, max_wait: float | None) -> None:
-        changed = self._changed.wait()
-        if max_wait is None:
-            await changed
+    def _arm_timer(self) -> None:
+        """Have a timer wake the queue when its earliest delayed key is due (a no-op when one is
+        armed for then or sooner; outside an event loop, `get` arms it)."""
+        if not self._delayed or self._shutting_down:
             return
-        waiters = {
-            asyncio.ensure_future(changed),
-            asyncio.ensure_future(self._clock.sleep(max_wait)),
-        }
+        due = self._delayed[0][0]
+        if self._timer is not None and not self._timer.done() and self._timer_at <= due:
+            return
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = loop.create_task(self._fire(due))
+
+    async def _fire(self, due: float) -> None:
+        await self._clock.sleep(due - self._clock.now())
+        self._timer = None
+        self._promote_due()  # each key due is pushed, and wakes a worker
+        self._arm_timer()
+
+    async def _wait(self, waiters: deque[asyncio.Future[None]]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                _wake_one(waiters)  # woken, then cancelled: hand the wake-up on
+            raise
+
+
+def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            return
+
+
+def _wake_all(waiters: deque[asyncio.Future[None]]) -> None:
+    while waiters:
+        waiter = waiters.pop()
+        if not waiter.done():
+            waiter.set_result(None)

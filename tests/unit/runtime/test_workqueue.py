@@ -90,6 +90,30 @@ async def test_waiting_worker_wakes_on_add() -> None:
     assert await asyncio.wait_for(worker, timeout=1) == "a"
 
 
+async def test_an_add_wakes_one_waiting_worker_not_all() -> None:
+    queue = make_queue()
+    workers = [asyncio.ensure_future(queue.get()) for _ in range(3)]
+    await asyncio.sleep(0)
+    queue.add("a")
+    await asyncio.sleep(0)
+    assert [w.result() for w in workers if w.done()] == ["a"]
+    queue.add("b")
+    await asyncio.sleep(0)
+    assert sorted(w.result() for w in workers if w.done()) == ["a", "b"]
+    queue.shut_down()
+    await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def test_a_woken_worker_cancelled_before_it_ran_hands_the_key_on() -> None:
+    queue = make_queue()
+    first, second = asyncio.ensure_future(queue.get()), asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.add("a")  # wakes the first
+    first.cancel()
+    assert await asyncio.wait_for(second, timeout=1) == "a"
+    assert first.cancelled()
+
+
 async def test_delayed_add_becomes_ready_after_the_delay() -> None:
     clock = FakeClock()
     queue = make_queue(clock)
