@@ -355,7 +355,11 @@ class IdleReconciler:
                 now=self.now(),
             )
         request = Request(notebook.namespace, notebook.name)
-        if same_condition(idle, current) and ssh_activity == stored_ssh:
+        never_ran = current is None and decision is not None and decision.reason is Reason.NOT_RUNNING
+        if (never_ran or same_condition(idle, current)) and ssh_activity == stored_ssh:
+            # (a notebook whose pod never reached a node gets no Idle condition: it holds
+            # nothing, nothing is reclaimed, Ready says why; a thousand notebooks waiting in a
+            # queue for GPUs cost no write of it)
             self._status.settled(request)
             return None
         # A verdict (active, idle) goes at once, and so does the condition's removal from a

@@ -240,8 +240,8 @@ async def test_idle_follows_the_pod_at_once_while_probes_keep_their_interval() -
     world = World()
     world.probe.answer = JupyterActivity(reachable=True, started=T0)
     world.notebook()
-    assert await world.reconcile() == 300  # no pod yet: NotRunning, next probe in 5 min
-    assert world.idle()["reason"] == "NotRunning"
+    assert await world.reconcile() == 300  # no pod yet: next look in 5 min
+    assert world.idle() == {}  # a notebook that never ran has no Idle condition
 
     world.now += timedelta(seconds=2)  # the pod's events: bound to a node, then Ready
     world.pod(ready=False, since=world.now, started=world.now)
@@ -289,10 +289,10 @@ async def test_a_starting_notebook_costs_one_idle_write_its_first_verdict() -> N
     world = World(coalesce_seconds=5)
     world.probe.answer = JupyterActivity(reachable=True, started=T0)
     world.notebook()
-    assert await world.reconcile() == 30  # NotRunning: can't tell yet, held back
+    assert await world.reconcile() == 300  # no pod yet: nothing to write
     world.now += timedelta(seconds=8)
     world.pod(ready=False, since=world.now, started=world.now)
-    assert await world.reconcile() == 22  # NotReady: still within the same window
+    assert await world.reconcile() == 30  # NotReady: can't tell yet, held back
     world.now += timedelta(seconds=3)
     world.pod(ready=True, since=world.now, started=world.now)
     assert await world.reconcile() == 300  # the probe's verdict goes out at once
@@ -304,7 +304,7 @@ async def test_a_starting_notebook_whose_probes_fail_costs_one_idle_write() -> N
     world = World(coalesce_seconds=5)
     world.probe.answer = JupyterActivity.unreachable("connection", "no endpoints available")
     world.notebook()
-    assert await world.reconcile() == 30  # NotRunning, held
+    assert await world.reconcile() == 300  # no pod yet: nothing to write
     world.now += timedelta(seconds=20)
     world.pod(ready=True, since=world.now, started=world.now)
     assert await world.reconcile() == 2  # failed: retried in 2 s, its window opens at Ready
@@ -320,11 +320,12 @@ async def test_a_starting_notebook_whose_probes_fail_costs_one_idle_write() -> N
 async def test_held_news_still_arrives_when_nothing_else_happens() -> None:
     world = World(coalesce_seconds=5)
     world.notebook()
+    world.pod(ready=False, since=world.now, started=world.now)  # starting, on a node
     delay = await world.reconcile()
     assert delay == 30 and world.api.applied == []
     world.now += timedelta(seconds=delay)
-    assert await world.reconcile() == 300
-    assert world.idle()["reason"] == "NotRunning"
+    await world.reconcile()
+    assert world.idle()["reason"] == "NotReady"
     # a running (recently active, so not reclaimed) notebook's pod going away is news held for
     # the short window only
     world.probe.answer = JupyterActivity(reachable=True, started=world.now - timedelta(minutes=1))
