@@ -355,7 +355,9 @@ class IdleReconciler:
                 now=self.now(),
             )
         request = Request(notebook.namespace, notebook.name)
-        never_ran = current is None and decision is not None and decision.reason is Reason.NOT_RUNNING
+        never_ran = (
+            current is None and decision is not None and decision.reason is Reason.NOT_RUNNING
+        )
         if (never_ran or same_condition(idle, current)) and ssh_activity == stored_ssh:
             # (a notebook whose pod never reached a node gets no Idle condition: it holds
             # nothing, nothing is reclaimed, Ready says why; a thousand notebooks waiting in a
