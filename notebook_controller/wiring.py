@@ -37,6 +37,7 @@ from notebook_controller.reconcilers.notebooks import (
     NOTEBOOKS,
     index_by_key_secret,
     index_by_name_label,
+    notebook_status,
 )
 from notebook_controller.reconcilers.services import ServicesReconciler
 from notebook_controller.reconcilers.ssh import SSHReconciler
@@ -184,6 +185,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         field_selector=f"metadata.name={settings.idle_policy_configmap}",
     )
     recorder = EventRecorder(client, COMPONENT)
+    notebook_statuses = notebook_status(client)  # written by the status and idle reconcilers
     pod_to_notebook = notebooks_by(INDEX_NAME_LABEL, notebooks.store, pod_notebook_label)
     refused = RefusedWorkloads()
 
@@ -217,6 +219,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             external_url_base=settings.external_url_base,
             refused=refused,
             coalesce_seconds=settings.status_coalesce_seconds,
+            shared=notebook_statuses,
         ),
     )
     status.watch_primary(notebooks)
@@ -249,6 +252,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         policies=policies,
         route=route,
         coalesce_seconds=settings.idle_coalesce_seconds,
+        shared=notebook_statuses,
     )
     idle = controller("idle", idle_reconciler)
     idle.watch_primary(notebooks)

@@ -1,6 +1,7 @@
-"""Idle reclaimer: probes running jupyter notebooks, owns the `Idle` condition and
-`status.ssh.lastSshClientActivity` (field manager notebook-controller-idle), and pauses notebooks
-idle past the policy's reclaim grace.
+"""Idle reclaimer: probes running jupyter notebooks, computes the `Idle` condition and
+`status.ssh.lastSshClientActivity` (its part of the status, written with the status reconciler's
+under one field manager: a first verdict arriving with Ready goes out in the same write), and
+pauses notebooks idle past the policy's reclaim grace (field manager notebook-controller-idle).
 
 Any event on a notebook enqueues it, but a notebook is probed at most once per probe interval
 (per policy version) while its pod stays as it was: a pass woken by a status write — ours or the
@@ -63,8 +64,15 @@ from notebook_controller.idle.rules import (
     decide,
 )
 from notebook_controller.idle.ssh import SshActivity, read_ssh_activity
-from notebook_controller.reconcilers.notebooks import NOTEBOOKS, load_notebook, notebook_pod
-from notebook_controller.runtime.apply import StatusApplier
+from notebook_controller.reconcilers.notebooks import (
+    NOTEBOOKS,
+    PART_IDLE,
+    STATUS_FIELD_MANAGER,
+    load_notebook,
+    notebook_pod,
+    notebook_status,
+)
+from notebook_controller.runtime.apply import SharedStatus, StatusApplier
 from notebook_controller.runtime.clock import parse_rfc3339, rfc3339, utcnow
 from notebook_controller.runtime.conditions import condition, find_condition, same_condition
 from notebook_controller.runtime.events import NORMAL, EventRecorder
@@ -140,6 +148,7 @@ class IdleReconciler:
         max_concurrent_probes: int = 16,
         now: Callable[[], datetime] = utcnow,
         coalesce_seconds: float = 0.0,
+        shared: SharedStatus | None = None,
     ) -> None:
         self.client = client
         self.recorder = recorder
@@ -160,9 +169,11 @@ class IdleReconciler:
         self._status = StatusApplier(
             client,
             NOTEBOOKS,
-            FIELD_MANAGER,
+            STATUS_FIELD_MANAGER,
             coalesce_seconds=coalesce_seconds,
             clock=lambda: self.now().timestamp(),
+            shared=shared or notebook_status(client),
+            part=PART_IDLE,
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -376,14 +387,14 @@ class IdleReconciler:
         starting = current is None or current.get("reason") in _POD_STATE_ONLY
         pod_state_only = decision is not None and decision.reason in _POD_STATE_ONLY
         window = STARTING_COALESCE_SECONDS if starting and pod_state_only else None
-        held = self._status.hold(request, urgent=urgent, window=window)
-        if held is not None:
-            return held
         mine: JsonDict = {}
         if idle is not None:
             mine["conditions"] = [idle]
         if ssh_activity is not None:
             mine["ssh"] = {"lastSshClientActivity": ssh_activity}
+        held = self._status.hold(request, urgent=urgent, window=window, content=mine)
+        if held is not None:
+            return held
         await self._status.apply(raw, mine)
         log.info(
             "idle status applied",

@@ -7,9 +7,20 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from notebook_controller.api.models import GROUP, KIND, NAME_LABEL, PLURAL, VERSION, Notebook
+from notebook_controller.api.models import (
+    CONDITION_IDLE,
+    GROUP,
+    KIND,
+    NAME_LABEL,
+    PLURAL,
+    VERSION,
+    Notebook,
+)
 from notebook_controller.builders.names import name_label_value, pod_name
-from notebook_controller.runtime.kube import ResourceKind
+from notebook_controller.builders.status import owned_part
+from notebook_controller.runtime.apply import SharedStatus
+from notebook_controller.runtime.conditions import find_condition
+from notebook_controller.runtime.kube import KubeClient, ResourceKind
 from notebook_controller.runtime.objects import JsonDict, controller_uid
 from notebook_controller.runtime.reconcile import Request, TerminalError
 from notebook_controller.runtime.store import Store
@@ -19,6 +30,15 @@ NOTEBOOKS: Final = ResourceKind(GROUP, VERSION, PLURAL, KIND)
 # A child still held by a deleted namesake notebook (same name, other uid) is garbage
 # collection's to remove: look again after this many seconds.
 WAIT_FOR_GC_SECONDS: Final = 5.0
+
+# The notebook's status: one field manager, two parts (the status reconciler's; the idle
+# reclaimer's Idle condition and status.ssh.lastSshClientActivity), so news of both arriving
+# together (Ready, then the first idle verdict a moment later) is one write.
+STATUS_FIELD_MANAGER: Final = "notebook-controller-status"
+PART_STATUS: Final = "status"
+PART_IDLE: Final = "idle"
+# The idle part's field manager before it was written with the rest.
+LEGACY_IDLE_FIELD_MANAGER: Final = "notebook-controller-idle"
 
 # Notebook informer indexes (namespace-qualified values).
 INDEX_NAME_LABEL: Final = "name-label"
@@ -62,3 +82,26 @@ def notebook_pod(pods: Store, notebook: Notebook) -> JsonDict | None:
     pod = pods.get(notebook.namespace, pod_name(notebook.name))
     labels = (pod or {}).get("metadata", {}).get("labels") or {}
     return pod if labels.get(NAME_LABEL) == name_label_value(notebook.name) else None
+
+
+def idle_part(status: JsonDict) -> JsonDict:
+    """The idle reclaimer's fields of a stored status."""
+    part: JsonDict = {}
+    idle = find_condition(status.get("conditions") or [], CONDITION_IDLE)
+    if idle is not None:
+        part["conditions"] = [idle]
+    activity = (status.get("ssh") or {}).get("lastSshClientActivity")
+    if activity is not None:
+        part["ssh"] = {"lastSshClientActivity": activity}
+    return part
+
+
+def notebook_status(client: KubeClient) -> SharedStatus:
+    """The notebooks' status as both its writers share it (one per process)."""
+    return SharedStatus(
+        client,
+        NOTEBOOKS,
+        STATUS_FIELD_MANAGER,
+        {PART_STATUS: owned_part, PART_IDLE: idle_part},
+        legacy_managers={PART_IDLE: LEGACY_IDLE_FIELD_MANAGER},
+    )

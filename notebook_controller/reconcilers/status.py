@@ -1,6 +1,6 @@
-"""Status reconciler: the only writer of the notebook's status (field manager
-notebook-controller-status), apart from the idle reclaimer's `Idle` condition and
-`ssh.lastSshClientActivity`.
+"""Status reconciler: the notebook's status (field manager notebook-controller-status), apart
+from the idle reclaimer's part (`Idle` condition and `ssh.lastSshClientActivity`), which goes
+out under the same field manager, in the same write when both change together.
 
 It writes only when the computed status differs from the stored one, and records events for the
 transitions that matter (a pod failing, a key Secret missing, the notebook getting ready). Key
@@ -19,9 +19,15 @@ from notebook_controller.builders import workload
 from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION, is_controlled_by
 from notebook_controller.builders.names import pod_name, ssh_service_name, statefulset_name
 from notebook_controller.builders.ssh import KeySecretProblem, key_secret_problems
-from notebook_controller.reconcilers.notebooks import NOTEBOOKS, load_notebook
+from notebook_controller.reconcilers.notebooks import (
+    NOTEBOOKS,
+    PART_STATUS,
+    STATUS_FIELD_MANAGER,
+    load_notebook,
+    notebook_status,
+)
 from notebook_controller.reconcilers.workload import RefusedWorkloads
-from notebook_controller.runtime.apply import StatusApplier
+from notebook_controller.runtime.apply import SharedStatus, StatusApplier
 from notebook_controller.runtime.clock import utcnow
 from notebook_controller.runtime.conditions import find_condition
 from notebook_controller.runtime.events import EventRecorder
@@ -30,7 +36,10 @@ from notebook_controller.runtime.objects import JsonDict, controller_uid
 from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.runtime.store import Store
 
-FIELD_MANAGER: Final = "notebook-controller-status"
+FIELD_MANAGER: Final = STATUS_FIELD_MANAGER
+READY_MERGE_SECONDS: Final = 1.0
+"""Ready turning True waits this long (when coalescing) for the idle reclaimer's first verdict
+on the new pod, which it probes at once: both go out in one write."""
 
 
 class StatusReconciler:
@@ -50,10 +59,13 @@ class StatusReconciler:
         refused: RefusedWorkloads | None = None,
         now: Callable[[], datetime] = utcnow,
         coalesce_seconds: float = 0.0,
+        shared: SharedStatus | None = None,
     ) -> None:
         """`coalesce_seconds`: changes on the way to Ready are held back that long and sent as
-        one write (see StatusApplier); Ready turning True, or no longer True, any change to a
-        Ready notebook's status and a paused notebook's status are sent at once."""
+        one write (see StatusApplier); Ready turning True waits up to READY_MERGE_SECONDS for
+        the idle reclaimer's verdict; Ready no longer True, any change to a Ready notebook's
+        status and a paused notebook's status are sent at once. `shared`: the status as the
+        idle reclaimer writes it too (one per process)."""
         self.client = client
         self.recorder = recorder
         self.notebooks = notebooks
@@ -70,12 +82,18 @@ class StatusReconciler:
             FIELD_MANAGER,
             coalesce_seconds=coalesce_seconds,
             clock=lambda: self.now().timestamp(),
+            shared=shared or notebook_status(client),
+            part=PART_STATUS,
         )
+        # The status before a held change (its events are recorded when the change goes out,
+        # in our write or another part's), and when Ready was first seen turning True.
+        self._held_from: dict[Request, JsonDict] = {}
+        self._turning_ready_at: dict[Request, float] = {}
 
     async def reconcile(self, request: Request) -> Result:
         notebook = load_notebook(self.notebooks, request)
         if notebook is None:
-            self._status.forget(request)
+            self._forget(request)
             return Result()
         raw = self.notebooks.get(request.namespace, request.name) or {}
         current = self._status.status(request, raw)
@@ -87,19 +105,48 @@ class StatusReconciler:
             now=self.now(),
         )
         if not status_builder.status_changed(desired, current):
+            # (a change held back may have gone out with the idle reclaimer's write)
             self._status.settled(request)
+            self._turning_ready_at.pop(request, None)
+            held_from = self._held_from.pop(request, None)
+            if held_from is not None:
+                await self._record_events(raw, held_from, desired)
             return Result()
-        # Held: the way up (absent, then Ready=False with a changing reason). Not held: Ready
-        # turning True or no longer True, any change to a Ready notebook's status (who waited
-        # for Ready reads status.ssh next), and a pause's progress (a user waits for either).
-        urgent = notebook.spec.paused or _ready_in_either(current, desired)
-        held = self._status.hold(request, urgent=urgent)
+        held = self._hold(request, notebook, current, desired)
         if held is not None:
+            self._held_from.setdefault(request, current)
             return Result(requeue_after=held)
         await self._status.apply(raw, desired)
-        for event in status_builder.transition_events(current, desired):
-            await self.recorder.event(raw, event.type, event.reason, event.message)
+        self._turning_ready_at.pop(request, None)
+        await self._record_events(raw, self._held_from.pop(request, current), desired)
         return Result()
+
+    def _hold(
+        self, request: Request, notebook: Notebook, current: JsonDict, desired: JsonDict
+    ) -> float | None:
+        """Seconds to hold the change back. Held: the way up (absent, then Ready=False with a
+        changing reason), and Ready turning True for up to READY_MERGE_SECONDS. Not held: Ready
+        no longer True, any change to a Ready notebook's status (who waited for Ready reads
+        status.ssh next), and a pause's progress (a user waits for either)."""
+        if notebook.spec.paused or self._status.coalesce_seconds <= 0:
+            return None
+        if _ready(desired) and not _ready(current):
+            now = self.now().timestamp()
+            left = self._turning_ready_at.setdefault(request, now) + READY_MERGE_SECONDS - now
+            if left <= 0:
+                return None
+            self._status.shared.offer(request, PART_STATUS, desired)
+            return left
+        return self._status.hold(request, urgent=_ready(current), content=desired)
+
+    async def _record_events(self, raw: JsonDict, before: JsonDict, after: JsonDict) -> None:
+        for event in status_builder.transition_events(before, after):
+            await self.recorder.event(raw, event.type, event.reason, event.message)
+
+    def _forget(self, request: Request) -> None:
+        self._status.forget(request)
+        self._held_from.pop(request, None)
+        self._turning_ready_at.pop(request, None)
 
     def _key_problems(self, notebook: Notebook) -> list[KeySecretProblem] | None:
         """None unless key Secrets are checked (--check-key-secrets: a cache of Secrets)."""
@@ -131,11 +178,6 @@ class StatusReconciler:
         )
 
 
-def _ready_in_either(current: JsonDict, desired: JsonDict) -> bool:
-    """Ready is True before or after the change: not on the way up."""
-
-    def ready(status: JsonDict) -> bool:
-        found = find_condition(status.get("conditions") or [], CONDITION_READY)
-        return found is not None and found.get("status") == "True"
-
-    return ready(desired) or ready(current)
+def _ready(status: JsonDict) -> bool:
+    found = find_condition(status.get("conditions") or [], CONDITION_READY)
+    return found is not None and found.get("status") == "True"

@@ -3,13 +3,14 @@ the cache shows them: a reconcile that runs before the watch has delivered its l
 compare with what it wrote, not with the stale cache, or it writes the same thing again.
 
 `ChildApplier` applies whole objects (a controller's children) under one field manager;
-`StatusApplier` applies one field manager's part of an object's `/status`.
+`StatusApplier` applies one reconciler's part of an object's `/status` (`SharedStatus`: the parts
+of several under one field manager).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -95,18 +96,147 @@ class ChildApplier:
         self._writes[key] = write
 
 
-class StatusApplier:
-    """One field manager's part of objects' `/status`: what to compare with, and the apply.
+PartOf = Callable[[JsonDict], JsonDict]
+"""A status -> the fields of one part in it (one reconciler's share)."""
 
-    `status()` is our pending write while the cache is older than it, else the cached status;
-    `apply()` sends `content` as this manager's whole part (fields it stops sending are removed
-    by the server) and remembers it until the cache catches up.
+WHOLE: Final = ""
+"""The part name of a status written by one reconciler alone."""
+
+
+class SharedStatus:
+    """Objects' `/status` under one field manager, made of parts that different reconcilers
+    compute (each through its own `StatusApplier`).
+
+    A write carries every part: the writer's new content; another part's change that its
+    reconciler is holding back (offered), which so goes out with it; else that part as stored.
+    So two reconcilers' news arriving together cost one write, and a write never drops a part
+    it did not compute. `legacy_managers` names the field manager a part was once written
+    under: when a write leaves fields of that part in place which it no longer sends (that
+    manager still owns them), an empty apply under that name releases them.
+    """
+
+    def __init__(
+        self,
+        client: KubeClient,
+        kind: ResourceKind,
+        field_manager: str,
+        parts: Mapping[str, PartOf],
+        *,
+        legacy_managers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.client = client
+        self.kind = kind
+        self.field_manager = field_manager
+        self.parts = dict(parts)
+        self.legacy_managers = dict(legacy_managers or {})
+        self._written: dict[Request, tuple[str, JsonDict]] = {}
+        self._offered: dict[Request, dict[str, JsonDict]] = {}
+
+    def status(self, request: Request, cached: JsonDict) -> JsonDict:
+        """Our last write while the cache is older than it, else the cached status."""
+        pending = self._written.get(request)
+        if pending is not None:
+            version, content = pending
+            if older(resource_version(cached), version):
+                return content
+            del self._written[request]  # the cache has caught up: trust it
+        status: JsonDict = cached.get("status") or {}
+        return status
+
+    def offer(self, request: Request, part: str, content: JsonDict) -> None:
+        """`part`'s change, held back by its reconciler: the next write of the object takes it."""
+        self._offered.setdefault(request, {})[part] = content
+
+    def withdraw(self, request: Request, part: str) -> None:
+        offered = self._offered.get(request)
+        if offered is not None:
+            offered.pop(part, None)
+            if not offered:
+                del self._offered[request]
+
+    def offered(self, request: Request, part: str) -> bool:
+        return part in self._offered.get(request, {})
+
+    async def write(self, cached: JsonDict, part: str, content: JsonDict) -> JsonDict:
+        """Apply `content` as `part` of the status of the object `cached` is, with the other
+        parts; returns the server's object."""
+        request = Request.for_object(cached)
+        current = self.status(request, cached)
+        offered = self._offered.get(request, {})
+        pieces = {name: part_of(current) for name, part_of in self.parts.items()}
+        pieces.update(offered)
+        pieces[part] = content
+        merged: JsonDict = {}
+        for piece in pieces.values():
+            merged = merge_status(merged, piece)
+        written = await self._apply(request, cached, merged, self.field_manager)
+        self._offered.pop(request, None)
+        for name, manager in self.legacy_managers.items():
+            left = _paths(self.parts[name](written.get("status") or {}))
+            if left - _paths(pieces[name]):
+                log.info("releasing fields of a former field manager", manager=manager)
+                written = await self._apply(request, cached, {}, manager)
+        self._written[request] = (resource_version(written), merged)
+        return written
+
+    async def _apply(
+        self, request: Request, cached: JsonDict, content: JsonDict, manager: str
+    ) -> JsonDict:
+        body = {
+            "apiVersion": cached.get("apiVersion", self.kind.api_version),
+            "kind": cached.get("kind", self.kind.kind),
+            "metadata": {"name": request.name, "namespace": request.namespace},
+            "status": content,
+        }
+        return await self.client.apply_status(
+            self.kind, request.namespace, request.name, body, manager
+        )
+
+    def forget(self, request: Request) -> None:
+        self._written.pop(request, None)
+        self._offered.pop(request, None)
+
+
+def merge_status(base: JsonDict, more: JsonDict) -> JsonDict:
+    """Two parts of a status as one: maps merged key by key, lists (conditions) joined."""
+    merged = dict(base)
+    for key, value in more.items():
+        have = merged.get(key)
+        if isinstance(have, dict) and isinstance(value, dict):
+            merged[key] = merge_status(have, value)
+        elif isinstance(have, list) and isinstance(value, list):
+            merged[key] = have + value
+        else:
+            merged[key] = value
+    return merged
+
+
+def _paths(value: object, prefix: tuple[object, ...] = ()) -> set[tuple[object, ...]]:
+    """The leaves of a status part, list items named by their `type` (conditions)."""
+    if isinstance(value, dict):
+        return {p for k, v in value.items() for p in _paths(v, (*prefix, k))}
+    if isinstance(value, list):
+        return {
+            p
+            for i, item in enumerate(value)
+            for p in _paths(item, (*prefix, item.get("type", i) if isinstance(item, dict) else i))
+        }
+    return {prefix}
+
+
+class StatusApplier:
+    """One reconciler's part of objects' `/status`: what to compare with, and the apply.
+
+    `status()` is the pending write while the cache is older than it, else the cached status;
+    `apply()` sends `content` as this reconciler's whole part (fields it stops sending are
+    removed by the server) with the other parts of a `SharedStatus` (alone, its own).
 
     Coalescing (`coalesce_seconds` > 0): `hold()` tells how long to keep a change back. The
     first change not yet sent opens a window; changes within it replace each other and one
     write at its end carries the latest, so a notebook passing through several states in a few
     seconds costs one write, not one per state. An urgent change (the one a user waits for) is
-    sent at once. Every write wakes every watcher of the object, so this is worth a short delay.
+    sent at once. A held change is offered to the shared status: another part's write takes it
+    along. Every write wakes every watcher of the object, so this is worth a short delay.
     """
 
     def __init__(
@@ -117,57 +247,52 @@ class StatusApplier:
         *,
         coalesce_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedStatus | None = None,
+        part: str = WHOLE,
     ) -> None:
-        self.client = client
-        self.kind = kind
-        self.field_manager = field_manager
+        self.shared = shared or SharedStatus(client, kind, field_manager, {WHOLE: dict})
+        self.part = part
         self.coalesce_seconds = coalesce_seconds
         self.clock = clock
-        self._written: dict[Request, tuple[str, JsonDict]] = {}
         self._unsent_since: dict[Request, float] = {}
 
     def hold(
-        self, request: Request, *, urgent: bool = False, window: float | None = None
+        self,
+        request: Request,
+        *,
+        urgent: bool = False,
+        window: float | None = None,
+        content: JsonDict | None = None,
     ) -> float | None:
-        """Seconds to keep this object's changed status back, or None: send it now. `window`
-        overrides `coalesce_seconds` for this change (when coalescing is on)."""
+        """Seconds to keep this object's changed status (`content`) back, or None: send it now.
+        `window` overrides `coalesce_seconds` for this change (when coalescing is on)."""
         if urgent or self.coalesce_seconds <= 0:
             return None
         now = self.clock()
         window = self.coalesce_seconds if window is None else window
         left = self._unsent_since.setdefault(request, now) + window - now
-        return left if left > 0 else None
+        if left <= 0:
+            return None
+        if content is not None:
+            self.shared.offer(request, self.part, content)
+        return left
 
     def settled(self, request: Request) -> None:
-        """Nothing to send any more (the world went back to what is stored): close the window."""
+        """Nothing to send any more (the world went back to what is stored, or another part's
+        write took our change along): close the window."""
         self._unsent_since.pop(request, None)
+        self.shared.withdraw(request, self.part)
 
     def status(self, request: Request, cached: JsonDict) -> JsonDict:
-        pending = self._written.get(request)
-        if pending is not None:
-            version, content = pending
-            if older(resource_version(cached), version):
-                return content
-            del self._written[request]  # the cache has caught up: trust it
-        status: JsonDict = cached.get("status") or {}
-        return status
+        return self.shared.status(request, cached)
 
     async def apply(self, cached: JsonDict, content: JsonDict) -> JsonDict:
-        """Apply `content` as the status of the object `cached` is; returns the server's object."""
-        request = Request.for_object(cached)
-        body = {
-            "apiVersion": cached.get("apiVersion", self.kind.api_version),
-            "kind": cached.get("kind", self.kind.kind),
-            "metadata": {"name": request.name, "namespace": request.namespace},
-            "status": content,
-        }
-        written = await self.client.apply_status(
-            self.kind, request.namespace, request.name, body, self.field_manager
-        )
-        self._written[request] = (resource_version(written), content)
-        self._unsent_since.pop(request, None)
+        """Apply `content` as our part of the status of the object `cached` is; returns the
+        server's object."""
+        written = await self.shared.write(cached, self.part, content)
+        self._unsent_since.pop(Request.for_object(cached), None)
         return written
 
     def forget(self, request: Request) -> None:
-        self._written.pop(request, None)
         self._unsent_since.pop(request, None)
+        self.shared.forget(request)

@@ -15,6 +15,7 @@ from notebook_controller.reconcilers.notebooks import (
     NOTEBOOKS,
     index_by_key_secret,
     index_by_name_label,
+    notebook_status,
 )
 from notebook_controller.reconcilers.services import ServicesReconciler
 from notebook_controller.reconcilers.ssh import SSHReconciler
@@ -73,6 +74,8 @@ class World:
         for applier in (self.workload.applier, self.services_reconciler.applier):
             applier.clock = lambda: self.seconds
         self.ssh = SSHReconciler(client, self.notebooks, self.pods)
+        self.statuses = notebook_status(client)
+        """The notebooks' status as the status and idle reconcilers share it."""
         self.status = StatusReconciler(
             client,
             self.recorder,
@@ -83,6 +86,7 @@ class World:
             secrets=None,
             external_url_base=None,
             refused=self.refused,
+            shared=self.statuses,
         )
 
     # --- the user -------------------------------------------------------------------------

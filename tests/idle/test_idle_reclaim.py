@@ -298,8 +298,9 @@ def test_turning_ssh_off_removes_status_ssh(
     # KWOK runs no kubelet to exec in: the SSH probe fails there, nothing is idle
     wait_condition(cluster, namespace, NB, "Idle", "Unknown", "SshProbeFailed", timeout=60)
 
-    # What the idle manager writes when its probe sees an SSH client (the real node shows that;
-    # here its apply is made for it): the same field manager, its Idle condition kept.
+    # What the idle reclaimer of an earlier version wrote when its probe saw an SSH client, under
+    # its own field manager (the real node shows a probe seeing one; here the apply is made for
+    # it): turning SSH off must still remove status.ssh, that manager's ownership released.
     seen = get(cluster, namespace, "notebook", NB)
     own = {
         "apiVersion": "tensorstack.dev/v1beta1",

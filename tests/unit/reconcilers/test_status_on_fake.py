@@ -1,7 +1,8 @@
 """The status reconciler and the idle reclaimer, the notebook's two status writers, run
 in-process on the fake API: one apply per change and none without one, transition times kept,
-each writer's conditions left alone by the other (server-side apply field ownership), a lagging
-cache, and the idle reclaimer's pause meeting a notebook the user changed meanwhile (409)."""
+each writer's part kept by the other's writes (one field manager; the former idle manager's
+fields released), Ready and the first idle verdict in one write, a lagging cache, and the idle
+reclaimer's pause meeting a notebook the user changed meanwhile (409)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from notebook_controller.idle.jupyter import JupyterActivity
 from notebook_controller.idle.policy_source import PolicySource
 from notebook_controller.reconcilers.idle import CONFLICT_RETRY_SECONDS, IdleReconciler
-from notebook_controller.reconcilers.notebooks import NOTEBOOKS
+from notebook_controller.reconcilers.notebooks import NOTEBOOKS, PART_IDLE
 from notebook_controller.reconcilers.status import StatusReconciler
 from notebook_controller.runtime.apply import StatusApplier
 from notebook_controller.runtime.kinds import SERVICES
@@ -24,6 +25,7 @@ from tests.fake.world import NS, REQUEST, World
 STATUS_MANAGER = "notebook-controller-status"
 IDLE_MANAGER = "notebook-controller-idle"
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+T0_TEXT = "2025-01-06T09:00:00Z"
 
 
 def conditions(world: World) -> dict[str, JsonDict]:
@@ -85,25 +87,43 @@ async def test_a_tampered_status_is_written_back() -> None:
     assert conditions(world)["Ready"]["status"] == "True"
 
 
-async def test_the_two_status_writers_keep_each_others_conditions() -> None:
+def idle_writer(world: World) -> StatusApplier:
+    """The idle reclaimer's part of the status, as it writes it."""
+    return StatusApplier(
+        world.api,  # type: ignore[arg-type]
+        NOTEBOOKS,
+        STATUS_MANAGER,
+        shared=world.statuses,
+        part=PART_IDLE,
+    )
+
+
+IDLE = {
+    "type": "Idle",
+    "status": "False",
+    "reason": "RecentActivity",
+    "message": "busy",
+    "lastTransitionTime": T0_TEXT,
+}
+
+
+async def test_the_two_status_writers_keep_each_others_parts() -> None:
     world = World()
     await running_notebook(world)
     await world.status.reconcile(REQUEST)
-    idle_writer = StatusApplier(world.api, NOTEBOOKS, IDLE_MANAGER)  # type: ignore[arg-type]
-    idle = {"type": "Idle", "status": "False", "reason": "RecentActivity", "message": "busy"}
     raw = world.notebooks.get(NS, "nb")
     assert raw is not None
-    await idle_writer.apply(
-        raw, {"conditions": [{**idle, "lastTransitionTime": "2025-01-06T09:00:00Z"}]}
-    )
+    world.api.reset_writes()
+    await idle_writer(world).apply(raw, {"conditions": [IDLE]})
     assert set(conditions(world)) == {"Ready", "Suspended", "Idle"}
+    assert world.writes() == [("apply-status", "Notebook", STATUS_MANAGER)]
 
     # the status reconciler's next pass sees its own part unchanged: no write, Idle stays
     world.api.reset_writes()
     await world.status.reconcile(REQUEST)
     assert world.writes() == []
 
-    # a spec change makes it write again: its apply does not remove the idle reclaimer's field
+    # a spec change makes it write again: its write keeps the idle reclaimer's part
     await world.edit_notebook({"spec": {"runMode": "paused"}})
     await world.status.reconcile(REQUEST)
     assert conditions(world)["Suspended"]["status"] == "True"
@@ -112,8 +132,31 @@ async def test_the_two_status_writers_keep_each_others_conditions() -> None:
     # the idle reclaimer stops sending its condition: only Idle goes
     raw = world.notebooks.get(NS, "nb")
     assert raw is not None
-    await idle_writer.apply(raw, {})
+    await idle_writer(world).apply(raw, {})
     assert set(conditions(world)) == {"Ready", "Suspended"}
+
+
+async def test_an_idle_condition_of_the_former_idle_field_manager_is_released() -> None:
+    """An upgrade: the Idle condition was written under notebook-controller-idle; when the idle
+    reclaimer stops sending it, that manager's ownership is released too, so it goes."""
+    world = World()
+    await running_notebook(world)
+    await world.status.reconcile(REQUEST)
+    raw = world.notebooks.get(NS, "nb")
+    assert raw is not None
+    former = StatusApplier(world.api, NOTEBOOKS, IDLE_MANAGER)  # type: ignore[arg-type]
+    await former.apply(raw, {"conditions": [IDLE], "ssh": {"lastSshClientActivity": T0_TEXT}})
+    await world.status.reconcile(REQUEST)
+    raw = world.notebooks.get(NS, "nb")
+    assert raw is not None
+    world.api.reset_writes()
+    await idle_writer(world).apply(raw, {})
+    assert world.writes() == [
+        ("apply-status", "Notebook", STATUS_MANAGER),
+        ("apply-status", "Notebook", IDLE_MANAGER),
+    ]
+    assert set(conditions(world)) == {"Ready", "Suspended"}
+    assert "ssh" not in world.notebook()["status"]
 
 
 async def test_a_lagging_notebook_cache_does_not_make_the_status_written_twice() -> None:
@@ -156,6 +199,7 @@ def idle_reconciler(world: World, now: datetime, probe: object | None = None) ->
         policies=PolicySource(configmaps, NS, "policy", world.recorder),
         probe=probe or IdleForADay(),  # type: ignore[arg-type]
         now=lambda: now,
+        shared=world.statuses,
     )
 
 
@@ -184,7 +228,7 @@ async def test_idle_writes_its_condition_once_beside_the_status_reconcilers() ->
     reconciler = idle_reconciler(world, T0, Busy())
     world.api.reset_writes()
     assert await reconciler.reconcile(REQUEST) == Result(requeue_after=60)
-    assert world.writes() == [("apply-status", "Notebook", IDLE_MANAGER)]
+    assert world.writes() == [("apply-status", "Notebook", STATUS_MANAGER)]
     idle = conditions(world)["Idle"]
     assert (idle["status"], idle["reason"]) == ("False", "KernelBusy")
     assert set(conditions(world)) == {"Ready", "Suspended", "Idle"}
@@ -210,8 +254,9 @@ async def test_idle_with_a_lagging_cache_does_not_write_its_condition_twice() ->
 
 
 async def test_coalescing_holds_the_way_up_but_not_a_ready_notebooks_news() -> None:
-    """With coalescing on: a change before Ready waits for its window; Ready=True goes at once;
-    so does the SSH Service appearing on a notebook already Ready (who waited for Ready reads
+    """With coalescing on: a change before Ready waits for its window; Ready=True within a
+    second (waiting for the idle reclaimer's verdict, when there is one, to go out with it); the
+    SSH Service appearing on a notebook already Ready goes at once (who waited for Ready reads
     status.ssh next)."""
     world = World()
     clock = [T0]
@@ -237,8 +282,11 @@ async def test_coalescing_holds_the_way_up_but_not_a_ready_notebooks_news() -> N
     assert world.writes() == []  # the way up: held
 
     await world.run_pod(ready=True)  # no SSH Service yet: the services reconciler is behind
+    assert (await status.reconcile(REQUEST)) == Result(requeue_after=1.0)
+    assert [w for w in world.writes() if w[1] == "Notebook"] == []
+    clock[0] += timedelta(seconds=1)
     assert (await status.reconcile(REQUEST)) == Result()
-    assert conditions(world)["Ready"]["status"] == "True"  # at once, window or not
+    assert conditions(world)["Ready"]["status"] == "True"  # a second later, window or not
     assert "nodePort" not in (world.notebook()["status"].get("ssh") or {})
 
     await world.services_reconciler.reconcile(REQUEST)  # the SSH Service appears
@@ -254,3 +302,42 @@ async def test_coalescing_holds_the_way_up_but_not_a_ready_notebooks_news() -> N
         ("apply-status", "Notebook", STATUS_MANAGER)
     ]
     assert world.notebook()["status"]["ssh"]["nodePort"] == 30022
+
+
+async def test_ready_and_the_first_idle_verdict_go_out_in_one_write() -> None:
+    """The pod turns Ready: the status reconciler holds Ready=True for up to a second, the idle
+    reclaimer probes at once and its verdict's write carries Ready=True along. The status
+    reconciler's next pass writes nothing and records the Ready event."""
+    world = World()
+    clock = [T0]
+    status = StatusReconciler(
+        world.api,  # type: ignore[arg-type]
+        world.recorder,
+        notebooks=world.notebooks,
+        statefulsets=world.statefulsets,
+        pods=world.pods,
+        services=world.services,
+        secrets=None,
+        external_url_base=None,
+        refused=world.refused,
+        now=lambda: clock[0],
+        coalesce_seconds=10,
+        shared=world.statuses,
+    )
+    idle = idle_reconciler(world, T0, Busy())
+    await running_notebook(world)
+    world.api.reset_writes()
+    assert (await status.reconcile(REQUEST)) == Result(requeue_after=1.0)
+    await idle.reconcile(REQUEST)
+    assert [w for w in world.writes() if w[1] == "Notebook"] == [
+        ("apply-status", "Notebook", STATUS_MANAGER)
+    ]
+    assert conditions(world)["Ready"]["status"] == "True"
+    assert conditions(world)["Idle"]["reason"] == "KernelBusy"
+    assert world.events("Ready") == []
+
+    clock[0] += timedelta(seconds=1)
+    world.api.reset_writes()
+    assert (await status.reconcile(REQUEST)) == Result()
+    assert [w for w in world.writes() if w[1] == "Notebook"] == []
+    assert [e["type"] for e in world.events("Ready")] == ["Normal"]
