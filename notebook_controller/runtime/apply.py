@@ -212,15 +212,12 @@ def merge_status(base: JsonDict, more: JsonDict) -> JsonDict:
 
 
 def _paths(value: object, prefix: tuple[object, ...] = ()) -> set[tuple[object, ...]]:
-    """The leaves of a status part, list items named by their `type` (conditions)."""
+    """The fields of a status part: the paths to its leaves, a list's item named by its `type`
+    (a condition is one field, whatever keys it has)."""
     if isinstance(value, dict):
         return {p for k, v in value.items() for p in _paths(v, (*prefix, k))}
     if isinstance(value, list):
-        return {
-            p
-            for i, item in enumerate(value)
-            for p in _paths(item, (*prefix, item.get("type", i) if isinstance(item, dict) else i))
-        }
+        return {(*prefix, i.get("type") if isinstance(i, dict) else i) for i in value}
     return {prefix}
 
 
