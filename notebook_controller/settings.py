@@ -62,14 +62,14 @@ class Settings(BaseModel):
     (off: Secrets are never read, the condition is not set). Needs get/list/watch on every Secret
     of the watched namespaces: deploy/components/check-key-secrets, docs/security.md."""
     status_coalesce_seconds: float = Field(10.0, ge=0)
-    """Status changes on a notebook's way to Ready within this window go out as one write
-    (Ready turning True or False, a Ready notebook's changes and a pause go at once); 0: every
-    change at once."""
+    """Status changes on a notebook's way to Ready within this window go out as one write (Ready
+    turning True waits up to 1 s for the idle reclaimer's first verdict; Ready turning False, a
+    Ready notebook's changes and a pause go at once); 0: every change at once."""
     idle_coalesce_seconds: float = Field(0.0, ge=0)
     """Hold the idle reclaimer's "can't tell yet" (NotRunning, NotReady, a failed probe) this long
-    and up to 30 s before a notebook's first verdict, so a start costs fewer writes (verdicts go
-    at once). 0 (default): written at once — a crash-looping notebook shows Idle=Unknown/NotReady
-    as soon as it is seen."""
+    (verdicts go at once). 0 (default): written at once — a crash-looping notebook shows
+    Idle=Unknown/NotReady as soon as it is seen — except before a notebook's first verdict, held
+    10 s either way."""
     idle_policy_configmap: str = "notebook-controller-idle-policy"
     """ConfigMap holding the idle-reclaim policy (hot-reloaded)."""
     idle_policy_namespace: str = "default"

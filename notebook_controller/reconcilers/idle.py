@@ -88,11 +88,11 @@ FIELD_MANAGER: Final = "notebook-controller-idle"
 NAMESPACE_LABELS_TTL: Final = 60.0
 CONFLICT_RETRY_SECONDS: Final = 1.0
 FIRST_RETRY: Final = timedelta(seconds=2)
-# Decisions read off the pod alone (no probe ran): written after the coalescing window.
+"""After a failed Jupyter probe, the next comes this soon, then four times as late each time."""
+# Decisions read off the pod alone (no probe ran).
 _POD_STATE_ONLY: Final = frozenset({Reason.NOT_RUNNING, Reason.NOT_READY})
-# ... and this long while the notebook has had no verdict yet (when coalescing is on).
-STARTING_COALESCE_SECONDS: Final = 30.0
-"""After a failed Jupyter probe, the next comes this soon, then twice as late each time."""
+STARTING_GRACE_SECONDS: Final = 10.0
+""""Can't tell yet" is held this long while the notebook has had no verdict yet."""
 
 
 @dataclass(frozen=True)
@@ -382,17 +382,22 @@ class IdleReconciler:
         urgent = (decision is not None and decision.status != UNKNOWN) or (
             decision is None and notebook.spec.paused
         )
-        # Until a first probe's verdict, "can't tell yet" waits longer: a starting notebook's
-        # next news is its verdict, which goes at once and makes the wait one write.
+        # Until a first verdict, "can't tell yet" (the pod starting, the first probe failing
+        # while its endpoints lag) is held STARTING_GRACE_SECONDS, coalescing or not: a starting
+        # notebook's next news is its verdict, which goes at once (with Ready, in one write),
+        # and a status write meanwhile takes it along. A pod that stays not Ready (crash-looping)
+        # shows NotReady when the grace is over.
         starting = current is None or current.get("reason") in _POD_STATE_ONLY
-        pod_state_only = decision is not None and decision.reason in _POD_STATE_ONLY
-        window = STARTING_COALESCE_SECONDS if starting and pod_state_only else None
+        first_news = starting and decision is not None and decision.status == UNKNOWN
+        window = STARTING_GRACE_SECONDS if first_news else None
         mine: JsonDict = {}
         if idle is not None:
             mine["conditions"] = [idle]
         if ssh_activity is not None:
             mine["ssh"] = {"lastSshClientActivity": ssh_activity}
-        held = self._status.hold(request, urgent=urgent, window=window, content=mine)
+        held = self._status.hold(
+            request, urgent=urgent, window=window, content=mine, even_if_off=first_news
+        )
         if held is not None:
             return held
         await self._status.apply(raw, mine)

@@ -260,10 +260,12 @@ class StatusApplier:
         urgent: bool = False,
         window: float | None = None,
         content: JsonDict | None = None,
+        even_if_off: bool = False,
     ) -> float | None:
         """Seconds to keep this object's changed status (`content`) back, or None: send it now.
-        `window` overrides `coalesce_seconds` for this change (when coalescing is on)."""
-        if urgent or self.coalesce_seconds <= 0:
+        `window` overrides `coalesce_seconds` for this change (when coalescing is on, or
+        `even_if_off`)."""
+        if urgent or (self.coalesce_seconds <= 0 and not (even_if_off and window)):
             return None
         now = self.clock()
         window = self.coalesce_seconds if window is None else window

@@ -245,8 +245,8 @@ async def test_idle_follows_the_pod_at_once_while_probes_keep_their_interval() -
 
     world.now += timedelta(seconds=2)  # the pod's events: bound to a node, then Ready
     world.pod(ready=False, since=world.now, started=world.now)
-    await world.reconcile()
-    assert world.idle()["reason"] == "NotReady"
+    assert await world.reconcile() == 10  # starting: "not Ready yet" is held for the grace
+    assert world.idle() == {}
     world.now += timedelta(seconds=4)
     world.pod(ready=True, since=world.now, started=T0)
     await world.reconcile()
@@ -292,7 +292,7 @@ async def test_a_starting_notebook_costs_one_idle_write_its_first_verdict() -> N
     assert await world.reconcile() == 300  # no pod yet: nothing to write
     world.now += timedelta(seconds=8)
     world.pod(ready=False, since=world.now, started=world.now)
-    assert await world.reconcile() == 30  # NotReady: can't tell yet, held back
+    assert await world.reconcile() == 10  # NotReady: can't tell yet, held back
     world.now += timedelta(seconds=3)
     world.pod(ready=True, since=world.now, started=world.now)
     assert await world.reconcile() == 300  # the probe's verdict goes out at once
@@ -310,9 +310,9 @@ async def test_a_starting_notebook_whose_probes_fail_costs_one_idle_write() -> N
     assert await world.reconcile() == 2  # failed: retried in 2 s, its window opens at Ready
     world.now += timedelta(seconds=2)
     world.probe.answer = JupyterActivity.unreachable("connection", "connection refused")
-    assert await world.reconcile() == 3  # failed again: written at the window's end
+    assert await world.reconcile() == 8  # failed again: written at the grace's end
     assert world.api.applied == []
-    world.now += timedelta(seconds=3)
+    world.now += timedelta(seconds=8)
     await world.reconcile()
     assert (world.idle()["reason"], len(world.api.applied)) == ("ProbeFailed", 1)
 
@@ -322,7 +322,7 @@ async def test_held_news_still_arrives_when_nothing_else_happens() -> None:
     world.notebook()
     world.pod(ready=False, since=world.now, started=world.now)  # starting, on a node
     delay = await world.reconcile()
-    assert delay == 30 and world.api.applied == []
+    assert delay == 10 and world.api.applied == []
     world.now += timedelta(seconds=delay)
     await world.reconcile()
     assert world.idle()["reason"] == "NotReady"
@@ -431,6 +431,8 @@ async def test_not_ready_clock_comes_from_the_pod_so_a_restart_keeps_it() -> Non
     world.notebook()
     world.pod(ready=False, since=T0, started=T0)
     world.now = T0 + 20 * HOUR  # a controller that starts 20 h into the crash loop
+    assert await world.reconcile() == 10  # no Idle condition stored yet: the starting grace
+    world.now += timedelta(seconds=10)
     await world.reconcile()
     assert world.idle()["message"] == (
         "The Notebook's server has not been ready since 2025-01-06T09:00:00Z"
