@@ -12,6 +12,11 @@ local cluster (`KUBECONFIG`, else `.cluster/kubeconfig`):
   (`.cluster/audit.log`, user agent `notebook-controller`), split by kind, from creation to
   Ready and then in a quiet stretch; its CPU from /proc/<pid>/stat, its peak RSS from VmHWM.
 
+Then, on the real node (`BENCH_REAL=<n>`, default 5; 0 skips it): n notebooks of the standard
+notebook image (`hack/images.sh build notebook`), where the idle reclaimer's probes reach a real
+Jupyter: writes per notebook from creation until Ready and the first idle verdict, and how long
+after the pod turned Ready the notebook showed Ready=True.
+
 Figures, not assertions. Writes `.bench/latest.json` and `.bench/bench.png` (with matplotlib,
 the `bench` extra). `BENCH_QUIET=<s>` sets the quiet stretch (default 60 s), `BENCH_PROFILE=1`
 runs the controller under cProfile (`.bench/controller-<N>.prof`; slower: times mean less).
@@ -524,6 +529,116 @@ def plot(results: list[JsonDict], path: Path) -> bool:
     return True
 
 
+# --- on the real node -----------------------------------------------------------------------
+
+# what hack/node.py puts on namespaces whose pods run on the real node
+REAL_NODE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=real",
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+        [{"key": "nbctl.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}]
+    ),
+}
+
+
+def notebook_image() -> str:
+    """The standard notebook image in the local registry, pinned to its digest (built if its
+    inputs changed)."""
+    images = str(ROOT / "hack" / "images.sh")
+    say("real node: hack/images.sh build notebook (cached after the first build)")
+    subprocess.run([images, "build", "notebook"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    pinned = subprocess.run(
+        [images, "pinned", "notebook"], check=True, cwd=ROOT, capture_output=True, text=True
+    )
+    return pinned.stdout.strip()
+
+
+def _condition(obj: JsonDict, kind: str) -> JsonDict:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == kind), {})
+
+
+def _verdict(notebook: JsonDict) -> bool:
+    return _ready(notebook) and _condition(notebook, "Idle").get("status") in ("True", "False")
+
+
+async def run_real_node(client: KubeClient, kubeconfig: str, n: int, run_id: str) -> JsonDict:
+    image = await asyncio.to_thread(notebook_image)
+    namespace = f"bench-real-{run_id}"
+    await make_namespace(client, namespace)
+    await client.patch(
+        NAMESPACES, None, namespace, {"metadata": {"annotations": REAL_NODE_ANNOTATIONS}}
+    )
+    log_path = OUT / "controller-real.log"
+    controller = ControllerProcess(kubeconfig, namespace, log_path, None)
+    watcher = Watcher(client, namespace)
+    watcher.track("ready", NOTEBOOKS, _ready)
+    watcher.track("verdict", NOTEBOOKS, _verdict)
+    say(f"real node: {n} notebooks of {image} in {namespace}, controller log {log_path}")
+    try:
+        await controller.synced()
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(i.run()) for i in watcher.informers]
+            for informer in watcher.informers:
+                await informer.wait_synced()
+            audit_start = audit_position()
+            watcher.restart_clock()
+            for index in range(n):
+                body = notebook_body(index)
+                body["spec"]["template"]["spec"]["containers"][0]["image"] = image
+                await client.create(NOTEBOOKS, namespace, body)
+
+            def progress() -> str:
+                t = watcher.timelines
+                return (
+                    f"real node: {t['ready'].count()}/{n} Ready, {t['verdict'].count()}/{n} with"
+                    f" an idle verdict ({time.monotonic() - watcher.start:.0f} s)"
+                )
+
+            await watcher.until("verdict", n, progress)
+            await asyncio.sleep(SETTLE_SECONDS)
+            audit_end = audit_position()
+            lags = []
+            for index in range(n):
+                notebook = await client.get(NOTEBOOKS, namespace, f"nb-{index:04d}") or {}
+                pod = await client.get(PODS, namespace, f"managed-notebook-nb-{index:04d}-0")
+                shown = _condition(notebook, "Ready").get("lastTransitionTime")
+                pod_ready = _condition(pod or {}, "Ready").get("lastTransitionTime")
+                if shown and pod_ready:
+                    lags.append(
+                        (_parse_time(shown) - _parse_time(pod_ready)),
+                    )
+            for task in tasks:
+                task.cancel()
+    finally:
+        controller.stop()
+    writes = controller_writes(namespace, audit_start, audit_end)
+    events = sum(count for kind, count in writes.items() if kind.startswith("create events"))
+    total = sum(writes.values()) - events
+    status = sum(count for kind, count in writes.items() if "/status" in kind)
+    ready_s = watcher.timelines["ready"].at(n) or 0.0
+    say(
+        f"real node: {n} notebooks Ready in {ready_s:.1f} s, {total / n:.2f} writes per notebook"
+        f" ({status / n:.2f} status) + {events / n:.2f} Events until their first idle verdict;"
+        f" Ready shown {max(lags, default=0):.0f} s at most after the pod's Ready"
+    )
+    await delete_namespace(client, namespace)
+    return {
+        "n": n,
+        "namespace": namespace,
+        "image": image,
+        "ready_s": round(ready_s, 2),
+        "writes_per_notebook": round(total / n, 2),
+        "status_writes_per_notebook": round(status / n, 2),
+        "events_per_notebook": round(events / n, 2),
+        "writes_by_kind": dict(sorted(writes.items())),
+        "ready_shown_after_pod_ready_s": [round(lag, 1) for lag in lags],
+    }
+
+
+def _parse_time(text: str) -> float:
+    return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -541,7 +656,7 @@ async def bench_one(
     return {"n": n, "limit": limit, "controller": controller, "ratios": ratios}
 
 
-async def bench(sizes: list[int], quiet: float, profile: bool) -> JsonDict:
+async def bench(sizes: list[int], quiet: float, profile: bool, real: int) -> JsonDict:
     kubeconfig = os.environ.get("KUBECONFIG") or str(ROOT / ".cluster" / "kubeconfig")
     run_id = uuid.uuid4().hex[:5]
     client = await KubeClient.from_config(kubeconfig, user_agent=BENCH_AGENT)
@@ -550,6 +665,7 @@ async def bench(sizes: list[int], quiet: float, profile: bool) -> JsonDict:
             results = [
                 await bench_one(client, kubeconfig, n, run_id, quiet, profile) for n in sizes
             ]
+            real_node = await run_real_node(client, kubeconfig, real, run_id) if real else None
         finally:
             for namespace in _created_namespaces:
                 await client.delete(NAMESPACES, None, namespace)  # the rest is GC's
@@ -560,6 +676,7 @@ async def bench(sizes: list[int], quiet: float, profile: bool) -> JsonDict:
         "profiled": profile,
         "memory_by_part": memory_by_part(),
         "results": results,
+        "real_node": real_node,
     }
 
 
@@ -590,6 +707,14 @@ def report(data: JsonDict) -> None:
               f" {ctl['rss_added_by_notebooks_mb']:>6.1f} MB")  # fmt: skip
         caches = ", ".join(f"{k} {v:.1f}" for k, v in ctl["cache_kb_per_notebook"].items())
         print(f"  cached objects per notebook, KB (as an informer holds them): {caches}")
+    real = data.get("real_node")
+    if real:
+        print(
+            f"real node, {real['n']} notebooks: {real['writes_per_notebook']:.2f} writes per"
+            f" notebook ({real['status_writes_per_notebook']:.2f} status) until the first idle"
+            f" verdict; by kind: {real['writes_by_kind']}; Ready shown after the pod's Ready"
+            f" (s): {real['ready_shown_after_pod_ready_s']}"
+        )
 
 
 def main() -> None:
@@ -598,7 +723,8 @@ def main() -> None:
     sizes = [int(n) for n in os.environ.get("BENCH_N", "100 1000").split()]
     quiet = float(os.environ.get("BENCH_QUIET", "60"))
     profile = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
-    data = asyncio.run(bench(sizes, quiet, profile))
+    real = int(os.environ.get("BENCH_REAL", "5"))
+    data = asyncio.run(bench(sizes, quiet, profile, real))
     OUT.mkdir(exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(data, indent=1) + "\n")
     report(data)
