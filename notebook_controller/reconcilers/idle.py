@@ -67,12 +67,11 @@ from notebook_controller.idle.ssh import SshActivity, read_ssh_activity
 from notebook_controller.reconcilers.notebooks import (
     NOTEBOOKS,
     PART_IDLE,
-    STATUS_FIELD_MANAGER,
     load_notebook,
     notebook_pod,
-    notebook_status,
+    notebook_status_part,
 )
-from notebook_controller.runtime.apply import SharedStatus, StatusApplier
+from notebook_controller.runtime.apply import SharedStatus
 from notebook_controller.runtime.clock import parse_rfc3339, rfc3339, utcnow
 from notebook_controller.runtime.conditions import condition, find_condition, same_condition
 from notebook_controller.runtime.events import NORMAL, EventRecorder
@@ -166,14 +165,12 @@ class IdleReconciler:
         self._idle: set[Request] = set()
         # Our part of the status, remembered until the cache shows our last write of it, so a
         # pass that runs before then doesn't send it again.
-        self._status = StatusApplier(
+        self._status = notebook_status_part(
             client,
-            NOTEBOOKS,
-            STATUS_FIELD_MANAGER,
+            PART_IDLE,
+            shared,
             coalesce_seconds=coalesce_seconds,
             clock=lambda: self.now().timestamp(),
-            shared=shared or notebook_status(client),
-            part=PART_IDLE,
         )
 
     # --- lifecycle ------------------------------------------------------------------------

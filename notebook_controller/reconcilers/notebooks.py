@@ -3,6 +3,7 @@ indexes that map other objects back to it, and a child held by a deleted namesak
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from pydantic import ValidationError
@@ -18,7 +19,7 @@ from notebook_controller.api.models import (
 )
 from notebook_controller.builders.names import name_label_value, pod_name
 from notebook_controller.builders.status import owned_part
-from notebook_controller.runtime.apply import SharedStatus
+from notebook_controller.runtime.apply import SharedStatus, StatusApplier
 from notebook_controller.runtime.conditions import find_condition
 from notebook_controller.runtime.kube import KubeClient, ResourceKind
 from notebook_controller.runtime.objects import JsonDict, controller_uid
@@ -94,6 +95,26 @@ def idle_part(status: JsonDict) -> JsonDict:
     if activity is not None:
         part["ssh"] = {"lastSshClientActivity": activity}
     return part
+
+
+def notebook_status_part(
+    client: KubeClient,
+    part: str,
+    shared: SharedStatus | None,
+    *,
+    coalesce_seconds: float,
+    clock: Callable[[], float],
+) -> StatusApplier:
+    """One reconciler's part of the notebooks' status (`shared`, else a status of its own)."""
+    return StatusApplier(
+        client,
+        NOTEBOOKS,
+        STATUS_FIELD_MANAGER,
+        coalesce_seconds=coalesce_seconds,
+        clock=clock,
+        shared=shared or notebook_status(client),
+        part=part,
+    )
 
 
 def notebook_status(client: KubeClient) -> SharedStatus:

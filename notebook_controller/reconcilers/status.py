@@ -20,14 +20,12 @@ from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION, is_contro
 from notebook_controller.builders.names import pod_name, ssh_service_name, statefulset_name
 from notebook_controller.builders.ssh import KeySecretProblem, key_secret_problems
 from notebook_controller.reconcilers.notebooks import (
-    NOTEBOOKS,
     PART_STATUS,
-    STATUS_FIELD_MANAGER,
     load_notebook,
-    notebook_status,
+    notebook_status_part,
 )
 from notebook_controller.reconcilers.workload import RefusedWorkloads
-from notebook_controller.runtime.apply import SharedStatus, StatusApplier
+from notebook_controller.runtime.apply import SharedStatus
 from notebook_controller.runtime.clock import utcnow
 from notebook_controller.runtime.conditions import find_condition
 from notebook_controller.runtime.events import EventRecorder
@@ -36,7 +34,6 @@ from notebook_controller.runtime.objects import JsonDict, controller_uid
 from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.runtime.store import Store
 
-FIELD_MANAGER: Final = STATUS_FIELD_MANAGER
 READY_MERGE_SECONDS: Final = 1.0
 """Ready turning True waits this long (when coalescing) for the idle reclaimer's first verdict
 on the new pod, which it probes at once: both go out in one write."""
@@ -76,14 +73,12 @@ class StatusReconciler:
         self.external_url_base = external_url_base
         self.refused = refused if refused is not None else RefusedWorkloads()
         self.now = now
-        self._status = StatusApplier(
+        self._status = notebook_status_part(
             client,
-            NOTEBOOKS,
-            FIELD_MANAGER,
+            PART_STATUS,
+            shared,
             coalesce_seconds=coalesce_seconds,
             clock=lambda: self.now().timestamp(),
-            shared=shared or notebook_status(client),
-            part=PART_STATUS,
         )
         # The status before a held change (its events are recorded when the change goes out,
         # in our write or another part's), and when Ready was first seen turning True.
@@ -135,7 +130,7 @@ class StatusReconciler:
             left = self._turning_ready_at.setdefault(request, now) + READY_MERGE_SECONDS - now
             if left <= 0:
                 return None
-            self._status.shared.offer(request, PART_STATUS, desired)
+            self._status.offer(request, desired)
             return left
         return self._status.hold(request, urgent=_ready(current), content=desired)
 

@@ -154,9 +154,6 @@ class SharedStatus:
             if not offered:
                 del self._offered[request]
 
-    def offered(self, request: Request, part: str) -> bool:
-        return part in self._offered.get(request, {})
-
     async def write(self, cached: JsonDict, part: str, content: JsonDict) -> JsonDict:
         """Apply `content` as `part` of the status of the object `cached` is, with the other
         parts; returns the server's object."""
@@ -273,8 +270,12 @@ class StatusApplier:
         if left <= 0:
             return None
         if content is not None:
-            self.shared.offer(request, self.part, content)
+            self.offer(request, content)
         return left
+
+    def offer(self, request: Request, content: JsonDict) -> None:
+        """Our part's change, held back: another part's write takes it along."""
+        self.shared.offer(request, self.part, content)
 
     def settled(self, request: Request) -> None:
         """Nothing to send any more (the world went back to what is stored, or another part's
