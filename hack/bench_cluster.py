@@ -49,9 +49,11 @@ sys.path.insert(0, str(ROOT))
 
 from notebook_controller.api.models import GROUP, KIND, PLURAL, VERSION, Notebook  # noqa: E402
 from notebook_controller.builders import services, workload  # noqa: E402
+from notebook_controller.runtime.clock import parse_rfc3339  # noqa: E402
 from notebook_controller.runtime.informer import FunctionHandler, Informer  # noqa: E402
 from notebook_controller.runtime.kube import KubeClient, ResourceKind  # noqa: E402
 from notebook_controller.wiring import pod_as_read  # noqa: E402
+from tests.realnode import REAL_NODE_NAMESPACE_ANNOTATIONS, built_image  # noqa: E402
 
 OUT = ROOT / ".bench"
 AUDIT_LOG = ROOT / ".cluster" / "audit.log"
@@ -142,9 +144,13 @@ def _running(pod: JsonDict) -> bool:
     return (pod.get("status") or {}).get("phase") == "Running"
 
 
+def _condition(obj: JsonDict, kind: str) -> JsonDict:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == kind), {})
+
+
 def _ready(notebook: JsonDict) -> bool:
-    conditions = (notebook.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return _condition(notebook, "Ready").get("status") == "True"
 
 
 def deep_size(obj: object) -> int:
@@ -524,6 +530,8 @@ def memory_by_part() -> list[JsonDict]:
 
 
 def plot(results: list[JsonDict], path: Path) -> bool:
+    if not results:  # BENCH_N="": the real node only
+        return False
     try:
         import matplotlib
 
@@ -553,42 +561,18 @@ def plot(results: list[JsonDict], path: Path) -> bool:
 
 # --- on the real node -----------------------------------------------------------------------
 
-# what hack/node.py puts on namespaces whose pods run on the real node
-REAL_NODE_ANNOTATIONS = {
-    "scheduler.alpha.kubernetes.io/node-selector": "type=real",
-    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
-        [{"key": "nbctl.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}]
-    ),
-}
-
-
-def notebook_image() -> str:
-    """The standard notebook image in the local registry, pinned to its digest (built if its
-    inputs changed)."""
-    images = str(ROOT / "hack" / "images.sh")
-    say("real node: hack/images.sh build notebook (cached after the first build)")
-    subprocess.run([images, "build", "notebook"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    pinned = subprocess.run(
-        [images, "pinned", "notebook"], check=True, cwd=ROOT, capture_output=True, text=True
-    )
-    return pinned.stdout.strip()
-
-
-def _condition(obj: JsonDict, kind: str) -> JsonDict:
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == kind), {})
-
 
 def _verdict(notebook: JsonDict) -> bool:
     return _ready(notebook) and _condition(notebook, "Idle").get("status") in ("True", "False")
 
 
 async def run_real_node(client: KubeClient, kubeconfig: str, n: int, run_id: str) -> JsonDict:
-    image = await asyncio.to_thread(notebook_image)
+    say("real node: hack/images.sh build notebook (cached after the first build)")
+    image, _ = await asyncio.to_thread(built_image, "notebook")
     namespace = f"bench-real-{run_id}"
     await make_namespace(client, namespace)
     await client.patch(
-        NAMESPACES, None, namespace, {"metadata": {"annotations": REAL_NODE_ANNOTATIONS}}
+        NAMESPACES, None, namespace, {"metadata": {"annotations": REAL_NODE_NAMESPACE_ANNOTATIONS}}
     )
     log_path = OUT / "controller-real.log"
     controller = ControllerProcess(kubeconfig, namespace, log_path, None)
@@ -626,9 +610,7 @@ async def run_real_node(client: KubeClient, kubeconfig: str, n: int, run_id: str
                 shown = _condition(notebook, "Ready").get("lastTransitionTime")
                 pod_ready = _condition(pod or {}, "Ready").get("lastTransitionTime")
                 if shown and pod_ready:
-                    lags.append(
-                        (_parse_time(shown) - _parse_time(pod_ready)),
-                    )
+                    lags.append((parse_rfc3339(shown) - parse_rfc3339(pod_ready)).total_seconds())
             for task in tasks:
                 task.cancel()
     finally:
@@ -655,10 +637,6 @@ async def run_real_node(client: KubeClient, kubeconfig: str, n: int, run_id: str
         "writes_by_kind": dict(sorted(writes.items())),
         "ready_shown_after_pod_ready_s": [round(lag, 1) for lag in lags],
     }
-
-
-def _parse_time(text: str) -> float:
-    return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 # --- main -----------------------------------------------------------------------------------
