@@ -5,6 +5,8 @@ StatefulSet controller's pod, the kubelet's Ready) done by hand."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from notebook_controller.api.models import NAME_LABEL
@@ -21,6 +23,7 @@ from notebook_controller.reconcilers.services import ServicesReconciler
 from notebook_controller.reconcilers.ssh import SSHReconciler
 from notebook_controller.reconcilers.status import StatusReconciler
 from notebook_controller.reconcilers.workload import RefusedWorkloads, WorkloadReconciler
+from notebook_controller.runtime.clock import utcnow
 from notebook_controller.runtime.events import EventRecorder
 from notebook_controller.runtime.kinds import EVENTS, PODS, SECRETS, SERVICES, STATEFULSETS
 from notebook_controller.runtime.kube import KubeClient
@@ -76,8 +79,15 @@ class World:
         self.ssh = SSHReconciler(client, self.notebooks, self.pods)
         self.statuses = notebook_status(client)
         """The notebooks' status as the status and idle reconcilers share it."""
-        self.status = StatusReconciler(
-            client,
+        self.status = self.status_reconciler()
+
+    def status_reconciler(
+        self, *, now: Callable[[], datetime] = utcnow, coalesce_seconds: float = 0.0
+    ) -> StatusReconciler:
+        """A status reconciler on this world's caches and shared status (`self.status` is one
+        with the defaults)."""
+        return StatusReconciler(
+            self.api,  # type: ignore[arg-type]
             self.recorder,
             notebooks=self.notebooks,
             statefulsets=self.statefulsets,
@@ -86,6 +96,8 @@ class World:
             secrets=None,
             external_url_base=None,
             refused=self.refused,
+            now=now,
+            coalesce_seconds=coalesce_seconds,
             shared=self.statuses,
         )
 

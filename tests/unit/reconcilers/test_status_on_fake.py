@@ -13,7 +13,6 @@ from notebook_controller.idle.jupyter import JupyterActivity
 from notebook_controller.idle.policy_source import PolicySource
 from notebook_controller.reconcilers.idle import CONFLICT_RETRY_SECONDS, IdleReconciler
 from notebook_controller.reconcilers.notebooks import NOTEBOOKS, PART_IDLE
-from notebook_controller.reconcilers.status import StatusReconciler
 from notebook_controller.runtime.apply import StatusApplier
 from notebook_controller.runtime.kinds import SERVICES
 from notebook_controller.runtime.kube import KubeClient
@@ -260,19 +259,7 @@ async def test_coalescing_holds_the_way_up_but_not_a_ready_notebooks_news() -> N
     status.ssh next)."""
     world = World()
     clock = [T0]
-    status = StatusReconciler(
-        world.api,  # type: ignore[arg-type]
-        world.recorder,
-        notebooks=world.notebooks,
-        statefulsets=world.statefulsets,
-        pods=world.pods,
-        services=world.services,
-        secrets=None,
-        external_url_base=None,
-        refused=world.refused,
-        now=lambda: clock[0],
-        coalesce_seconds=10,
-    )
+    status = world.status_reconciler(now=lambda: clock[0], coalesce_seconds=10)
     await world.create_notebook(ssh=True)
     await world.edit_notebook({"spec": {"ssh": {"serviceType": "NodePort"}}})
     await world.workload.reconcile(REQUEST)
@@ -310,20 +297,7 @@ async def test_ready_and_the_first_idle_verdict_go_out_in_one_write() -> None:
     reconciler's next pass writes nothing and records the Ready event."""
     world = World()
     clock = [T0]
-    status = StatusReconciler(
-        world.api,  # type: ignore[arg-type]
-        world.recorder,
-        notebooks=world.notebooks,
-        statefulsets=world.statefulsets,
-        pods=world.pods,
-        services=world.services,
-        secrets=None,
-        external_url_base=None,
-        refused=world.refused,
-        now=lambda: clock[0],
-        coalesce_seconds=10,
-        shared=world.statuses,
-    )
+    status = world.status_reconciler(now=lambda: clock[0], coalesce_seconds=10)
     idle = idle_reconciler(world, T0, Busy())
     await running_notebook(world)
     world.api.reset_writes()

@@ -90,7 +90,7 @@ async def test_waiting_worker_wakes_on_add() -> None:
     assert await asyncio.wait_for(worker, timeout=1) == "a"
 
 
-async def test_an_add_wakes_one_waiting_worker_not_all() -> None:
+async def test_each_key_goes_to_one_of_several_waiting_workers() -> None:
     queue = make_queue()
     workers = [asyncio.ensure_future(queue.get()) for _ in range(3)]
     await asyncio.sleep(0)
