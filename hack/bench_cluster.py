@@ -20,7 +20,8 @@ Jupyter: writes per notebook from creation until Ready and the first idle verdic
 after the pod turned Ready the notebook showed Ready=True.
 
 Figures, not assertions. Writes `.bench/latest.json` and `.bench/bench.png` (with matplotlib,
-the `bench` extra). `BENCH_QUIET=<s>` sets the quiet stretch (default 60 s), `BENCH_PROFILE=1`
+the `bench` extra). `BENCH_QUIET=<s>` sets the quiet stretch (default 60 s), `BENCH_STEADY=<s>`
+when it is measured again (default 200 s after the last Ready; 0 skips it), `BENCH_PROFILE=1`
 runs the controller under cProfile (`.bench/controller-<N>.prof`; slower: times mean less).
 """
 
@@ -35,6 +36,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -66,11 +68,11 @@ NAMESPACES = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
 CONCURRENCY = 16
 SETTLE_SECONDS = 10  # after the last Ready, still counted as converging
 # a failed probe is retried after 2, 8, 32, 128 s, then at the probe interval: this long after
-# the last Ready, the quiet stretch is measured again
-STEADY_AFTER_SECONDS = 200
+# the last Ready, the quiet stretch is measured again (BENCH_STEADY=0: not at all)
+STEADY_AFTER_SECONDS = float(os.environ.get("BENCH_STEADY", "200"))
 CONTROLLER_AGENT = "notebook-controller"
 BENCH_AGENT = "notebook-bench"
-WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 JsonDict = dict[str, Any]
 
 
@@ -245,6 +247,34 @@ class ControllerProcess:
                 raise RuntimeError(f"the controller did not start: see {self.log_path}")
             await asyncio.sleep(0.2)
 
+    def _metrics(self) -> str:
+        port = re.search(
+            r'"port": (\d+), "event": "serving health and metrics"',
+            self.log_path.read_text(errors="replace"),
+        )
+        if port is None:
+            return ""
+        with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/metrics", timeout=10) as r:
+            return str(r.read().decode())
+
+    async def work(self) -> Counter[str]:
+        """What it did so far: reconciles by controller (`controller_runtime_reconcile_total`)
+        and Jupyter probes (`notebook_controller_activity_probe_duration_seconds_count`)."""
+        text = await asyncio.to_thread(self._metrics)
+        found: Counter[str] = Counter()
+        for line in text.splitlines():
+            sample = re.match(r"(\w+)\{(.*)\} ([0-9.e+]+)$", line)
+            if sample is None:
+                continue
+            metric, labels, value = sample.groups()
+            if metric == "controller_runtime_reconcile_total":
+                controller = re.search(r'controller="([^"]+)"', labels)
+                found[controller.group(1) if controller else "?"] += int(float(value))
+            elif metric == "notebook_controller_activity_probe_duration_seconds_count":
+                probe = re.search(r'probe="([^"]+)"', labels)
+                found[f"{probe.group(1) if probe else '?'} probe"] += int(float(value))
+        return found
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -290,6 +320,10 @@ def controller_writes(namespace: str, start: int, end: int) -> Counter[str]:
             by = f" ({manager.group(1)})" if manager else ""
             counted[f"{event['verb']} {kind}{by}"] += 1
     return counted
+
+
+def per_notebook(counts: Counter[str], n: int) -> str:
+    return ", ".join(f"{key} {count / n:.1f}" for key, count in counts.most_common() if count)
 
 
 # --- one N ----------------------------------------------------------------------------------
@@ -394,6 +428,7 @@ async def run_controller(
                 await informer.wait_synced()
             audit_start = audit_position()
             cpu_start = controller.cpu_seconds()
+            work_start = await controller.work()
             watcher.restart_clock()
 
             def create(index: int) -> Callable[[], Awaitable[object]]:
@@ -414,6 +449,8 @@ async def run_controller(
             ready_time = await watcher.until("ready", n, progress)
             running_time = watcher.timelines["pods_running"].at(n)
             converge_cpu = controller.cpu_seconds() - cpu_start
+            work = await controller.work()
+            work.subtract(work_start)
             # coalesced "can't tell yet" writes land within ~5 s of Ready, then the audit log
             await asyncio.sleep(SETTLE_SECONDS)
             audit_ready = audit_position()
@@ -426,16 +463,19 @@ async def run_controller(
             await asyncio.sleep(2)
             audit_end = audit_position()
             # and once failed probes have backed off to the probe interval (KWOK pods answer none)
-            steady_in = watcher.start + ready_time + STEADY_AFTER_SECONDS - time.monotonic()
-            if steady_in > 0:
-                say(f"N={n} controller: steady minute in {steady_in:.0f} s (probe back-off over)")
-                await asyncio.sleep(steady_in)
-            audit_steady = audit_position()
-            cpu_steady_start = controller.cpu_seconds()
-            await asyncio.sleep(quiet)
-            steady_cpu = controller.cpu_seconds() - cpu_steady_start
-            await asyncio.sleep(2)
-            audit_steady_end = audit_position()
+            audit_steady = audit_steady_end = audit_end
+            steady_cpu = 0.0
+            if STEADY_AFTER_SECONDS:
+                steady_in = watcher.start + ready_time + STEADY_AFTER_SECONDS - time.monotonic()
+                if steady_in > 0:
+                    say(f"N={n} controller: steady minute in {steady_in:.0f} s (probe back-off)")
+                    await asyncio.sleep(steady_in)
+                audit_steady = audit_position()
+                cpu_steady_start = controller.cpu_seconds()
+                await asyncio.sleep(quiet)
+                steady_cpu = controller.cpu_seconds() - cpu_steady_start
+                await asyncio.sleep(2)
+                audit_steady_end = audit_position()
             peak_rss_kb = controller.memory_kb("VmHWM")
             cache_bytes = {
                 i.kind.plural: sum(map(deep_size, i.store.list())) for i in watcher.informers
@@ -446,6 +486,8 @@ async def run_controller(
     finally:
         controller.stop()
     converging = controller_writes(namespace, audit_start, audit_ready)
+    probes = Counter({k: v for k, v in work.items() if k.endswith(" probe")})
+    reconciles = work - probes
     quiet_writes = controller_writes(namespace, audit_ready, audit_end)
     steady_writes = controller_writes(namespace, audit_steady, audit_steady_end)
     events = sum(count for kind, count in converging.items() if kind.startswith("create events"))
@@ -457,6 +499,10 @@ async def run_controller(
         f" Events, CPU {converge_cpu:.1f} s, peak RSS {peak_rss_kb / 1024:.0f} MB,"
         f" quiet: {sum(quiet_writes.values())} writes, {quiet_cpu:.2f} s CPU; steady:"
         f" {sum(steady_writes.values())} writes, {steady_cpu:.2f} s CPU"
+    )
+    say(
+        f"N={n} controller, per notebook until all Ready: {sum(reconciles.values()) / n:.1f}"
+        f" reconciles ({per_notebook(reconciles, n)}), {per_notebook(probes, n) or 'no probe'}"
     )
     await delete_namespace(client, namespace)
     return {
@@ -479,6 +525,9 @@ async def run_controller(
         "startup_cpu_s": round(startup_cpu, 2),
         "cpu_s": round(converge_cpu, 2),
         "cpu_ms_per_notebook": round(1000 * converge_cpu / n, 1),
+        # from creation until all Ready: what the CPU went to
+        "reconciles_by_controller": dict(sorted(reconciles.items())),
+        "probes": dict(sorted(probes.items())),
         "rss_synced_empty_mb": round(idle_rss_kb / 1024, 1),
         "rss_converged_mb": round(rss_kb / 1024, 1),
         # what N notebooks add once converged: caches, queues, per-notebook state

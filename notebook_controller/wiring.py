@@ -41,9 +41,11 @@ from notebook_controller.reconcilers.notebooks import (
 )
 from notebook_controller.reconcilers.services import ServicesReconciler
 from notebook_controller.reconcilers.ssh import SSHReconciler
-from notebook_controller.reconcilers.status import StatusReconciler
+from notebook_controller.reconcilers.status import StatusReconciler, statefulset_news
+from notebook_controller.reconcilers.status import pod_news as status_pod_news
 from notebook_controller.reconcilers.workload import RefusedWorkloads, WorkloadReconciler
-from notebook_controller.runtime.controller import Controller, Mapper
+from notebook_controller.runtime.apply import SharedStatus
+from notebook_controller.runtime.controller import Controller, Mapper, UpdatePredicate
 from notebook_controller.runtime.events import EventRecorder
 from notebook_controller.runtime.informer import Informer, strip_unread
 from notebook_controller.runtime.kinds import CONFIGMAPS, PODS, SECRETS, SERVICES, STATEFULSETS
@@ -88,6 +90,23 @@ def beyond_status_changed(old: JsonDict, new: JsonDict) -> bool:
             "deletionTimestamp", "finalizers",
         )
     )  # fmt: skip
+
+
+def either(*predicates: UpdatePredicate) -> UpdatePredicate:
+    def any_of(old: JsonDict, new: JsonDict) -> bool:
+        return any(predicate(old, new) for predicate in predicates)
+
+    return any_of
+
+
+def not_written_by(shared: SharedStatus) -> UpdatePredicate:
+    """A notebook update other than the echo of a status write of `shared`'s (which changes
+    nothing but the status, so anything else that changed lets the update through)."""
+
+    def predicate(old: JsonDict, new: JsonDict) -> bool:
+        return beyond_status_changed(old, new) or not shared.own_write(new)
+
+    return predicate
 
 
 def replaced(old: JsonDict, new: JsonDict) -> bool:
@@ -222,10 +241,13 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             shared=notebook_statuses,
         ),
     )
-    status.watch_primary(notebooks)
-    status.watch_owned(statefulsets, NOTEBOOKS)
+    # the echo of a status write (ours, or the idle reclaimer's under the same manager) is news
+    # to no one: whoever wrote it read what it says
+    not_our_status_write = not_written_by(notebook_statuses)
+    status.watch_primary(notebooks, not_our_status_write)
+    status.watch_owned(statefulsets, NOTEBOOKS, either(beyond_status_changed, statefulset_news))
     status.watch_owned(services, NOTEBOOKS)
-    status.watch_mapped(pods, pod_to_notebook)
+    status.watch_mapped(pods, pod_to_notebook, status_pod_news)
     if secrets is not None:
         status.watch_mapped(secrets, notebooks_by(INDEX_KEY_SECRET, notebooks.store, secret_name))
     refused.on_change = lambda namespace, name: status.queue.add(Request(namespace, name))
@@ -255,7 +277,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         shared=notebook_statuses,
     )
     idle = controller("idle", idle_reconciler)
-    idle.watch_primary(notebooks)
+    idle.watch_primary(notebooks, not_our_status_write)
     # A change of the pod's state (scheduled, Ready, not Ready, gone, replaced) is judged at
     # once; other updates of the pod don't wake it (they wait for the probe interval).
     idle.watch_mapped(pods, pod_to_notebook, pod_news)

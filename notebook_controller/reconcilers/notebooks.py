@@ -65,7 +65,8 @@ def load_notebook(store: Store, request: Request) -> Notebook | None:
     if raw is None or raw["metadata"].get("deletionTimestamp"):
         return None
     try:
-        return Notebook.model_validate(raw)
+        # parsed once per version, shared by the reconcilers (none mutates it)
+        return store.derived(request.namespace, request.name, Notebook.model_validate)
     except ValidationError as error:
         # The CRD schema should have refused it; nothing to do until the spec changes.
         raise TerminalError(f"notebook does not match the schema: {error}") from error

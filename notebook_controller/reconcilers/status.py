@@ -84,6 +84,7 @@ class StatusReconciler:
         # in our write or another part's), and when Ready was first seen turning True.
         self._held_from: dict[Request, JsonDict] = {}
         self._turning_ready_at: dict[Request, float] = {}
+        self._workload_hashes: dict[Request, tuple[str, str]] = {}
 
     async def reconcile(self, request: Request) -> Result:
         notebook = load_notebook(self.notebooks, request)
@@ -142,6 +143,7 @@ class StatusReconciler:
         self._status.forget(request)
         self._held_from.pop(request, None)
         self._turning_ready_at.pop(request, None)
+        self._workload_hashes.pop(request, None)
 
     def _key_problems(self, notebook: Notebook) -> list[KeySecretProblem] | None:
         """None unless key Secrets are checked (--check-key-secrets: a cache of Secrets)."""
@@ -150,6 +152,19 @@ class StatusReconciler:
             return None
         return key_secret_problems(notebook, lambda secret: secrets.get(notebook.namespace, secret))
 
+    def _workload_hash(self, notebook: Notebook) -> str:
+        """The applied-hash of the StatefulSet this version of the notebook asks for, built once
+        per version (the pod's and StatefulSet's events wake us a dozen times in between)."""
+        request = Request(notebook.namespace, notebook.name)
+        version = notebook.metadata.get("resourceVersion", "")
+        known = self._workload_hashes.get(request)
+        if version and known is not None and known[0] == version:
+            return known[1]
+        desired = workload.statefulset(notebook)
+        built: str = desired["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+        self._workload_hashes[request] = (version, built)
+        return built
+
     def _observe(self, notebook: Notebook) -> status_builder.Observed:
         namespace = notebook.namespace
 
@@ -157,8 +172,7 @@ class StatusReconciler:
             obj = store.get(namespace, name)
             return obj if obj is not None and is_controlled_by(obj, notebook) else None
 
-        desired_sts = workload.statefulset(notebook)
-        workload_hash = desired_sts["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+        workload_hash = self._workload_hash(notebook)
         sts = owned(self.statefulsets, statefulset_name(notebook.name))
         pod = self.pods.get(namespace, pod_name(notebook.name))
         if pod is not None and sts is not None:
@@ -176,3 +190,33 @@ class StatusReconciler:
 def _ready(status: JsonDict) -> bool:
     found = find_condition(status.get("conditions") or [], CONDITION_READY)
     return found is not None and found.get("status") == "True"
+
+
+def statefulset_news(old: JsonDict, new: JsonDict) -> bool:
+    """A change of the StatefulSet's status that the status reconciler reads: its rollout (the
+    generation it observed, its update revision). Its replica counts move a dozen times while
+    its pod starts and say nothing the pod doesn't."""
+    return _rollout(old) != _rollout(new)
+
+
+def _rollout(statefulset: JsonDict) -> tuple[object, object]:
+    status = statefulset.get("status") or {}
+    return status.get("observedGeneration"), status.get("updateRevision")
+
+
+def pod_news(old: JsonDict, new: JsonDict) -> bool:
+    """A pod update that can change the notebook's status: its identity, owner, revision, phase
+    or readiness (with the reason and message it would show). Others (a probe's timestamps, an
+    IP, a container's start time) leave the status as it is."""
+    return _pod_facts(old) != _pod_facts(new)
+
+
+def _pod_facts(pod: JsonDict) -> tuple[object, ...]:
+    metadata = pod["metadata"]
+    return (
+        metadata.get("uid"),
+        controller_uid(pod),
+        (metadata.get("labels") or {}).get("controller-revision-hash"),
+        (pod.get("status") or {}).get("phase"),
+        status_builder.pod_readiness(pod),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from notebook_controller.runtime.objects import JsonDict, controller_owner
 
@@ -12,6 +12,8 @@ Key = tuple[str, str]
 Indexer = Callable[[JsonDict], list[str]]
 
 INDEX_CONTROLLER_UID = "controller-uid"
+
+T = TypeVar("T")
 
 
 def object_key(obj: Mapping[str, Any]) -> Key:
@@ -43,6 +45,7 @@ class Store:
         self._indexers: dict[str, Indexer] = {INDEX_CONTROLLER_UID: controller_uid_indexer}
         self._indexers.update(indexers or {})
         self._indexes: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
+        self._derived: dict[Key, dict[Callable[[JsonDict], Any], Any]] = {}
 
     def get(self, namespace: str | None, name: str) -> JsonDict | None:
         return self._objects.get((namespace or "", name))
@@ -51,6 +54,24 @@ class Store:
         if namespace is None:
             return list(self._objects.values())
         return [obj for (ns, _), obj in self._objects.items() if ns == namespace]
+
+    def derived(
+        self, namespace: str | None, name: str, derive: Callable[[JsonDict], T]
+    ) -> T | None:
+        """`derive(object)` for the cached object, computed once per version of it (a parsed
+        model that several reconcilers read); None when nothing is cached under that name.
+        What `derive` returns is shared: read it, never mutate it."""
+        key = (namespace or "", name)
+        obj = self._objects.get(key)
+        if obj is None:
+            return None
+        known = self._derived.setdefault(key, {})
+        if derive in known:
+            found: T = known[derive]
+            return found
+        value = derive(obj)
+        known[derive] = value
+        return value
 
     def keys(self, namespace: str | None = None) -> set[Key]:
         return {key for key in self._objects if namespace is None or key[0] == namespace}
@@ -68,6 +89,7 @@ class Store:
         old = self._objects.get(key)
         if old is not None:
             self._unindex(key, old)
+            self._derived.pop(key, None)
         self._objects[key] = obj
         self._index(key, obj)
         return old
@@ -76,6 +98,7 @@ class Store:
         old = self._objects.pop(key, None)
         if old is not None:
             self._unindex(key, old)
+            self._derived.pop(key, None)
         return old
 
     def _index(self, key: Key, obj: JsonDict) -> None:

@@ -1,7 +1,8 @@
 """Which updates wake which reconciler: a StatefulSet's status moving while its pod starts
-wakes neither the workload nor the services reconciler; a pod's container status moving within
-the same state doesn't wake the idle reconciler; a pod's updates don't wake the SSH reconciler.
-Anything those reconcilers read still does."""
+wakes neither the workload nor the services reconciler, and the status reconciler only when its
+rollout moves; a pod's container status moving within the same state doesn't wake the idle
+reconciler, nor the status reconciler unless what it shows of the pod moves; a pod's updates
+don't wake the SSH reconciler. Anything those reconcilers read still does."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import copy
 from typing import Any
 
 from notebook_controller.reconcilers.idle import pod_news
+from notebook_controller.reconcilers.status import pod_news as status_pod_news
+from notebook_controller.reconcilers.status import statefulset_news
 from notebook_controller.wiring import beyond_status_changed, replaced
 
 STATEFULSET: dict[str, Any] = {
@@ -91,3 +94,33 @@ def test_the_pod_facts_idle_reads_are_news() -> None:
         ("status.startTime", "2026-11-26T10:02:00Z"),
     ]:
         assert pod_news(POD, changed(POD, path, value)), path
+
+
+def test_a_statefulset_replica_count_is_no_status_news_its_rollout_is() -> None:
+    assert not statefulset_news(STATEFULSET, changed(STATEFULSET, "status.readyReplicas", 1))
+    assert not statefulset_news(STATEFULSET, changed(STATEFULSET, "status.currentReplicas", 1))
+    assert statefulset_news(STATEFULSET, changed(STATEFULSET, "status.observedGeneration", 2))
+    assert statefulset_news(STATEFULSET, changed(STATEFULSET, "status.updateRevision", "r2"))
+
+
+def test_a_pod_update_is_status_news_when_what_the_status_shows_of_it_moves() -> None:
+    ready = [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-26T10:01:00Z"}]
+    waiting = [
+        {"name": "notebook", "ready": False, "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+    ]
+    for path, value in [
+        ("status.conditions", ready),
+        ("status.phase", "Failed"),
+        ("status.containerStatuses", waiting),
+        ("metadata.uid", "pod-2"),
+        ("metadata.labels", {"controller-revision-hash": "r2"}),
+        ("metadata.ownerReferences", [{"uid": "sts-2", "controller": True}]),
+        ("metadata.deletionTimestamp", "2026-11-26T10:00:00Z"),
+    ]:
+        assert status_pod_news(POD, changed(POD, path, value)), path
+    for path, value in [
+        ("status.podIP", "10.0.0.7"),
+        ("status.startTime", "2026-11-26T10:02:00Z"),
+        ("status.conditions", [{**POD["status"]["conditions"][0], "lastProbeTime": "now"}]),
+    ]:
+        assert not status_pod_news(POD, changed(POD, path, value)), path

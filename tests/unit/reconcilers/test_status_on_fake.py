@@ -2,7 +2,8 @@
 in-process on the fake API: one apply per change and none without one, transition times kept,
 each writer's part kept by the other's writes (one field manager; the former idle manager's
 fields released), Ready and the first idle verdict in one write, a lagging cache, and the idle
-reclaimer's pause meeting a notebook the user changed meanwhile (409)."""
+reclaimer's pause meeting a notebook the user changed meanwhile (409), and the echo of either's
+write waking neither."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.objects import JsonDict
 from notebook_controller.runtime.reconcile import Result
 from notebook_controller.runtime.store import Store
+from notebook_controller.wiring import not_written_by
 from tests.fake.world import NS, REQUEST, World
 
 STATUS_MANAGER = "notebook-controller-status"
@@ -315,3 +317,32 @@ async def test_ready_and_the_first_idle_verdict_go_out_in_one_write() -> None:
     assert (await status.reconcile(REQUEST)) == Result()
     assert [w for w in world.writes() if w[1] == "Notebook"] == []
     assert [e["type"] for e in world.events("Ready")] == ["Normal"]
+
+
+async def test_the_echo_of_a_status_write_wakes_neither_status_writer() -> None:
+    """The watch event of our own status write (either part's) is no news to the status or
+    idle reconciler; another writer's status change or a user's edit is."""
+    world = World()
+    await running_notebook(world)
+    wakes = not_written_by(world.statuses)
+    before = world.notebooks.get(NS, "nb")
+    await world.status.reconcile(REQUEST)
+    written = world.notebooks.get(NS, "nb")
+    assert before is not None and written is not None
+    assert not wakes(before, written)
+
+    await idle_writer(world).apply(written, {"conditions": [IDLE]})
+    idle_written = world.notebooks.get(NS, "nb")
+    assert idle_written is not None
+    assert not wakes(written, idle_written)
+
+    forged = {"status": {"phase": "Failed"}}
+    await world.api.patch(NOTEBOOKS, NS, "nb", forged, "merge", "status", field_manager="someone")
+    tampered = world.notebooks.get(NS, "nb")
+    assert tampered is not None
+    assert wakes(idle_written, tampered)
+
+    await world.edit_notebook({"metadata": {"labels": {"team": "a"}}})
+    edited = world.notebooks.get(NS, "nb")
+    assert edited is not None
+    assert wakes(tampered, edited)

@@ -89,3 +89,25 @@ def test_diff_listing_treats_a_recreated_object_as_delete_and_add() -> None:
     assert [o["metadata"]["uid"] for o in deleted] == ["old"]
     assert [o["metadata"]["uid"] for o in added] == ["new"]
     assert updated == []
+
+
+def test_a_derived_value_is_computed_once_per_version_of_the_object() -> None:
+    store = Store()
+    calls: list[str] = []
+
+    def parse(o: dict[str, Any]) -> str:
+        calls.append(o["metadata"]["resourceVersion"])
+        return f"parsed {o['metadata']['resourceVersion']}"
+
+    assert store.derived("ns", "a", parse) is None  # nothing cached: nothing derived
+    store.upsert(obj("a", rv="1"))
+    assert store.derived("ns", "a", parse) == "parsed 1"
+    assert store.derived("ns", "a", parse) == "parsed 1"
+    assert calls == ["1"]
+    store.upsert(obj("a", rv="2"))  # a new version: derived afresh
+    assert store.derived("ns", "a", parse) == "parsed 2"
+    store.delete(("ns", "a"))
+    assert store.derived("ns", "a", parse) is None
+    store.upsert(obj("a", rv="3"))
+    assert store.derived("ns", "a", parse) == "parsed 3"
+    assert calls == ["1", "2", "3"]
