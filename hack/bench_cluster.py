@@ -67,7 +67,7 @@ SERVICEACCOUNTS = ResourceKind("", "v1", "serviceaccounts", "ServiceAccount")
 NAMESPACES = ResourceKind("", "v1", "namespaces", "Namespace", namespaced=False)
 CONCURRENCY = 16
 SETTLE_SECONDS = 10  # after the last Ready, still counted as converging
-# a failed probe is retried after 2, 8, 32, 128 s, then at the probe interval: this long after
+# a failed probe is retried after 2 s, 32 s, then at the probe interval: this long after
 # the last Ready, the quiet stretch is measured again (BENCH_STEADY=0: not at all)
 STEADY_AFTER_SECONDS = float(os.environ.get("BENCH_STEADY", "200"))
 CONTROLLER_AGENT = "notebook-controller"

@@ -9,7 +9,7 @@ status reconciler's — probes nothing and writes nothing, so writes can't feed 
 rate-limited, state changes are not: when the pod's state (no pod / on a node / Ready) or the pod
 itself changes, the pod informer's event wakes the notebook and it is judged at once, so `Idle`
 follows a pod that starts or stops within seconds. A failed Jupyter probe is retried sooner
-(2 s, 4 s, ... up to the interval): right after a pod turns Ready its Service may not route yet.
+(2 s, 32 s, then the interval): right after a pod turns Ready its Service may not route yet.
 Status is applied only when our part of it differs from the cache. Pausing is one merge patch
 guarded by the cached resourceVersion: if the user changed the notebook meanwhile, the patch
 conflicts and the next pass looks again. What wakes it is declared in `wiring.py`.
@@ -87,7 +87,9 @@ FIELD_MANAGER: Final = "notebook-controller-idle"
 NAMESPACE_LABELS_TTL: Final = 60.0
 CONFLICT_RETRY_SECONDS: Final = 1.0
 FIRST_RETRY: Final = timedelta(seconds=2)
-"""After a failed Jupyter probe, the next comes this soon, then four times as late each time."""
+"""After a failed Jupyter probe, the next comes this soon, then RETRY_FACTOR times as late each
+time, up to the probe interval."""
+RETRY_FACTOR: Final = 16
 # Decisions read off the pod alone (no probe ran).
 _POD_STATE_ONLY: Final = frozenset({Reason.NOT_RUNNING, Reason.NOT_READY})
 STARTING_GRACE_SECONDS: Final = 10.0
@@ -501,12 +503,14 @@ def _pod_not_ready_since(pod: JsonDict | None) -> datetime | None:
 
 
 def _next_probe_in(interval: timedelta, failures: int) -> timedelta:
-    """The probe interval; after `failures` failed probes in a row, 2 s, 8 s, 32 s, ... up to it:
-    one quick retry (a just-Ready pod's endpoints may lag), then fast to the interval, as a
-    server that keeps failing is probed for nothing (each probe costs the controller CPU)."""
+    """The probe interval; after `failures` failed probes in a row, 2 s, 32 s, then it: one
+    quick retry (a just-Ready pod's endpoints may lag), one more half a minute later (a server
+    still starting), then the interval, as a server that keeps failing is probed for nothing
+    (each probe costs the controller CPU: a thousand notebooks whose servers don't answer cost
+    a thousand probes per interval, not a burst of retries)."""
     if failures <= 0:
         return interval
-    backoff: timedelta = FIRST_RETRY * (4 ** min(failures - 1, 10))
+    backoff: timedelta = FIRST_RETRY * (RETRY_FACTOR ** min(failures - 1, 5))
     return min(interval, backoff)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -40,12 +41,18 @@ class Store:
     """The informer's cache. Objects handed out are the cached ones, not copies: read them,
     never mutate them (copy first to build a patch)."""
 
-    def __init__(self, indexers: Mapping[str, Indexer] | None = None) -> None:
+    def __init__(
+        self, indexers: Mapping[str, Indexer] | None = None, *, derived_limit: int = 256
+    ) -> None:
+        """`derived_limit`: how many objects' derived values are kept (the most recently
+        used); a parsed notebook is 8 KB, and what reconcilers read together is read within
+        milliseconds of each other."""
         self._objects: dict[Key, JsonDict] = {}
         self._indexers: dict[str, Indexer] = {INDEX_CONTROLLER_UID: controller_uid_indexer}
         self._indexers.update(indexers or {})
         self._indexes: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
-        self._derived: dict[Key, dict[Callable[[JsonDict], Any], Any]] = {}
+        self._derived: OrderedDict[Key, dict[Callable[[JsonDict], Any], Any]] = OrderedDict()
+        self._derived_limit = derived_limit
 
     def get(self, namespace: str | None, name: str) -> JsonDict | None:
         return self._objects.get((namespace or "", name))
@@ -58,14 +65,21 @@ class Store:
     def derived(
         self, namespace: str | None, name: str, derive: Callable[[JsonDict], T]
     ) -> T | None:
-        """`derive(object)` for the cached object, computed once per version of it (a parsed
-        model that several reconcilers read); None when nothing is cached under that name.
-        What `derive` returns is shared: read it, never mutate it."""
+        """`derive(object)` for the cached object, computed once per version of it while it is
+        among the `derived_limit` last used (a parsed model that several reconcilers read);
+        None when nothing is cached under that name. What `derive` returns is shared: read it,
+        never mutate it."""
         key = (namespace or "", name)
         obj = self._objects.get(key)
         if obj is None:
             return None
-        known = self._derived.setdefault(key, {})
+        known = self._derived.get(key)
+        if known is None:
+            known = self._derived[key] = {}
+            if len(self._derived) > self._derived_limit:
+                self._derived.popitem(last=False)
+        else:
+            self._derived.move_to_end(key)
         if derive in known:
             found: T = known[derive]
             return found

@@ -278,11 +278,19 @@ async def test_a_failed_probe_is_retried_sooner_then_at_the_interval() -> None:
     for _ in range(10):
         delays.append(await world.reconcile())
         world.now += timedelta(seconds=delays[-1] or 0)
-    assert delays == [2, 8, 32, 128, 300, 300, 300, 300, 300, 300]
+    # 2 s, then 32 s, but the starting grace's end (10 s) comes first and probes afresh
+    assert delays == [2, 8, 300, 300, 300, 300, 300, 300, 300, 300]
     assert world.idle()["reason"] == "ProbeFailed"
     world.probe.answer = JupyterActivity(reachable=True, started=world.now)
     assert await world.reconcile() == 300
     assert world.idle()["reason"] == "RecentActivity"
+    # a server that answered and then stops answering: 2 s, 32 s, then the interval
+    world.probe.answer = JupyterActivity.unreachable("connection", "connection refused")
+    delays = []
+    for _ in range(4):
+        world.now += timedelta(seconds=delays[-1] if delays else 300)
+        delays.append(await world.reconcile())
+    assert delays == [2, 32, 300, 300]
 
 
 async def test_a_starting_notebook_costs_one_idle_write_its_first_verdict() -> None:
@@ -310,7 +318,7 @@ async def test_a_starting_notebook_whose_probes_fail_costs_one_idle_write() -> N
     assert await world.reconcile() == 2  # failed: retried in 2 s, its window opens at Ready
     world.now += timedelta(seconds=2)
     world.probe.answer = JupyterActivity.unreachable("connection", "connection refused")
-    assert await world.reconcile() == 8  # failed again: written at the grace's end
+    assert await world.reconcile() == 8  # failed again (next in 32 s): written at the grace's end
     assert world.api.applied == []
     world.now += timedelta(seconds=8)
     await world.reconcile()

@@ -111,3 +111,22 @@ def test_a_derived_value_is_computed_once_per_version_of_the_object() -> None:
     store.upsert(obj("a", rv="3"))
     assert store.derived("ns", "a", parse) == "parsed 3"
     assert calls == ["1", "2", "3"]
+
+
+def test_derived_values_are_kept_for_the_last_used_objects_only() -> None:
+    store = Store(derived_limit=2)
+    calls: list[str] = []
+
+    def parse(o: dict[str, Any]) -> str:
+        calls.append(o["metadata"]["name"])
+        return str(o["metadata"]["name"])
+
+    for name in "abc":
+        store.upsert(obj(name))
+    store.derived("ns", "a", parse)
+    store.derived("ns", "b", parse)
+    store.derived("ns", "a", parse)  # a is the last used: b goes when c comes
+    store.derived("ns", "c", parse)
+    store.derived("ns", "a", parse)
+    store.derived("ns", "b", parse)
+    assert calls == ["a", "b", "c", "b"]
