@@ -232,8 +232,13 @@ class ControllerProcess:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
     def cpu_seconds(self) -> float:
+        return sum(self.cpu_user_system())
+
+    def cpu_user_system(self) -> tuple[float, float]:
+        """CPU seconds in user mode (Python) and in the kernel (sockets, epoll)."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def memory_kb(self, field_name: str) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -428,6 +433,7 @@ async def run_controller(
                 await informer.wait_synced()
             audit_start = audit_position()
             cpu_start = controller.cpu_seconds()
+            user_start, system_start = controller.cpu_user_system()
             work_start = await controller.work()
             watcher.restart_clock()
 
@@ -449,6 +455,7 @@ async def run_controller(
             ready_time = await watcher.until("ready", n, progress)
             running_time = watcher.timelines["pods_running"].at(n)
             converge_cpu = controller.cpu_seconds() - cpu_start
+            user_end, system_end = controller.cpu_user_system()
             work = await controller.work()
             work.subtract(work_start)
             # coalesced "can't tell yet" writes land within ~5 s of Ready, then the audit log
@@ -502,7 +509,8 @@ async def run_controller(
     )
     say(
         f"N={n} controller, per notebook until all Ready: {sum(reconciles.values()) / n:.1f}"
-        f" reconciles ({per_notebook(reconciles, n)}), {per_notebook(probes, n) or 'no probe'}"
+        f" reconciles ({per_notebook(reconciles, n)}), {per_notebook(probes, n) or 'no probe'};"
+        f" CPU {user_end - user_start:.1f} s user + {system_end - system_start:.1f} s system"
     )
     await delete_namespace(client, namespace)
     return {
@@ -525,6 +533,8 @@ async def run_controller(
         "startup_cpu_s": round(startup_cpu, 2),
         "cpu_s": round(converge_cpu, 2),
         "cpu_ms_per_notebook": round(1000 * converge_cpu / n, 1),
+        "cpu_user_s": round(user_end - user_start, 2),
+        "cpu_system_s": round(system_end - system_start, 2),
         # from creation until all Ready: what the CPU went to
         "reconciles_by_controller": dict(sorted(reconciles.items())),
         "probes": dict(sorted(probes.items())),

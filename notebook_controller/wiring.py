@@ -14,10 +14,13 @@ One controller per concern, each with its own queue and its own field manager:
 | workload   | spec change; its StatefulSet's events          | StatefulSet                    |
 | services   | spec change; its Services' events              | HTTP and SSH Services          |
 | ssh        | spec change; its pod's events                  | host-key Secret (POST)         |
-| status     | any notebook event; StatefulSet, Services, pod | status (but Idle), Events      |
-|            | (and key Secrets with --check-key-secrets)     |                                |
-| idle       | any notebook event; its pod; the policy        | Idle, lastSshClientActivity,   |
-|            | ConfigMap (every notebook)                     | spec pause, Events             |
+| status     | notebook events but its status write's echo;   | status (but Idle), Events      |
+|            | StatefulSet (not its replica counts), Services,|                                |
+|            | pod (what the status shows of it); key Secrets |                                |
+|            | with --check-key-secrets                       |                                |
+| idle       | notebook events but its status write's echo;   | Idle, lastSshClientActivity,   |
+|            | its pod (state, identity); the policy          | spec pause, Events             |
+|            | ConfigMap (every notebook)                     |                                |
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from notebook_controller.reconcilers.notebooks import (
     INDEX_KEY_SECRET,
     INDEX_NAME_LABEL,
     NOTEBOOKS,
+    PART_IDLE,
     index_by_key_secret,
     index_by_name_label,
     notebook_status,
@@ -251,6 +255,12 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     if secrets is not None:
         status.watch_mapped(secrets, notebooks_by(INDEX_KEY_SECRET, notebooks.store, secret_name))
     refused.on_change = lambda namespace, name: status.queue.add(Request(namespace, name))
+
+    def idle_offered(request: Request, part: str) -> None:
+        if part == PART_IDLE:  # Ready may be waiting for it (StatusReconciler._hold)
+            status.queue.add(request)
+
+    notebook_statuses.on_offer = idle_offered
 
     policies = PolicySource(
         configmaps.store, settings.idle_policy_namespace, settings.idle_policy_configmap, recorder

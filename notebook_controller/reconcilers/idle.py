@@ -360,7 +360,7 @@ class IdleReconciler:
                 CONDITION_IDLE,
                 decision.status,
                 decision.reason.value,
-                decision.message,
+                _streak_message(decision, current),
                 previous=current,
                 now=self.now(),
             )
@@ -531,6 +531,22 @@ def _pod_state(pod: JsonDict | None) -> PodState:
     if not (pod.get("spec") or {}).get("nodeName"):
         return PodState.NOT_RUNNING
     return PodState.READY if pod_readiness(pod).ready else PodState.NOT_READY
+
+
+def _streak_message(decision: Decision, current: JsonDict | None) -> str:
+    """The decision's message, but a failing probe's keeps the words of the first failure of its
+    kind in a row: what the API server or the network says of an unanswering server changes
+    from probe to probe ("no endpoints available", "no route to host", "i/o timeout"), and a
+    message that changes with every probe costs a status write per probe."""
+    if (
+        current is not None
+        and decision.reason is Reason.PROBE_FAILED
+        and current.get("reason") == Reason.PROBE_FAILED.value
+    ):
+        before = str(current.get("message") or "")
+        if before.partition(":")[0] == decision.message.partition(":")[0]:
+            return before
+    return decision.message
 
 
 def _reclaim_message(decision: Decision, policy: IdlePolicy) -> str:

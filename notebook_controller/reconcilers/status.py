@@ -13,13 +13,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
-from notebook_controller.api.models import CONDITION_READY, Notebook
+from notebook_controller.api.models import CONDITION_IDLE, CONDITION_READY, Notebook
 from notebook_controller.builders import status as status_builder
 from notebook_controller.builders import workload
 from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION, is_controlled_by
 from notebook_controller.builders.names import pod_name, ssh_service_name, statefulset_name
 from notebook_controller.builders.ssh import KeySecretProblem, key_secret_problems
+from notebook_controller.idle.rules import Reason
 from notebook_controller.reconcilers.notebooks import (
+    PART_IDLE,
     PART_STATUS,
     load_notebook,
     notebook_status_part,
@@ -37,6 +39,7 @@ from notebook_controller.runtime.store import Store
 READY_MERGE_SECONDS: Final = 1.0
 """Ready turning True waits this long (when coalescing) for the idle reclaimer's first verdict
 on the new pod, which it probes at once: both go out in one write."""
+_BEFORE_READY: Final = frozenset({Reason.NOT_READY.value, Reason.NOT_RUNNING.value})
 
 
 class StatusReconciler:
@@ -129,11 +132,20 @@ class StatusReconciler:
         if _ready(desired) and not _ready(current):
             now = self.now().timestamp()
             left = self._turning_ready_at.setdefault(request, now) + READY_MERGE_SECONDS - now
-            if left <= 0:
+            if left <= 0 or self._idle_verdict_offered(request):
                 return None
             self._status.offer(request, desired)
             return left
         return self._status.hold(request, urgent=_ready(current), content=desired)
+
+    def _idle_verdict_offered(self, request: Request) -> bool:
+        """The idle reclaimer has judged the Ready pod and holds its verdict back (it can't
+        tell yet: a first probe failed): Ready need not wait for it, it goes along now. (Its
+        verdicts that go at once take our held Ready along themselves; `NotReady`/`NotRunning`
+        judged the pod before it was Ready.)"""
+        offered = self._status.shared.offered(request, PART_IDLE)
+        idle = find_condition((offered or {}).get("conditions") or [], CONDITION_IDLE)
+        return idle is not None and idle.get("reason") not in _BEFORE_READY
 
     async def _record_events(self, raw: JsonDict, before: JsonDict, after: JsonDict) -> None:
         for event in status_builder.transition_events(before, after):

@@ -132,6 +132,7 @@ class SharedStatus:
         self._written: dict[Request, tuple[str, JsonDict]] = {}
         self._offered: dict[Request, dict[str, JsonDict]] = {}
         self._last_version: dict[Request, str] = {}
+        self.on_offer: Callable[[Request, str], None] | None = None
 
     def own_write(self, obj: JsonDict) -> bool:
         """`obj` is the version our last status write made (its watch event is our echo).
@@ -154,8 +155,15 @@ class SharedStatus:
         return status
 
     def offer(self, request: Request, part: str, content: JsonDict) -> None:
-        """`part`'s change, held back by its reconciler: the next write of the object takes it."""
+        """`part`'s change, held back by its reconciler: the next write of the object takes it
+        (`on_offer(request, part)` is told: another part waiting for it may write now)."""
         self._offered.setdefault(request, {})[part] = content
+        if self.on_offer is not None:
+            self.on_offer(request, part)
+
+    def offered(self, request: Request, part: str) -> JsonDict | None:
+        """`part`'s change held back and offered, if any."""
+        return self._offered.get(request, {}).get(part)
 
     def withdraw(self, request: Request, part: str) -> None:
         offered = self._offered.get(request)

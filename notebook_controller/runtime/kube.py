@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
+import orjson
 import structlog
 from yarl import URL
 
@@ -226,7 +227,7 @@ class KubeClient:
             data = await response.read()
         if not 200 <= response.status <= 299:
             raise error_from_body(response.status, response.reason or "", data)
-        parsed: Any = json.loads(data) if data else {}
+        parsed: Any = orjson.loads(data) if data else {}
         if not isinstance(parsed, dict):
             raise ApiError(response.status, "UnexpectedBody", f"expected an object from {path}")
         return parsed
@@ -271,7 +272,7 @@ class KubeClient:
         headers = {"Accept": "application/json", **self._headers, **auth}
         data: bytes | None = None
         if body is not None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
         return await self._session().request(
             method,
@@ -438,7 +439,7 @@ class KubeClient:
                 raise error_from_body(response.status, response.reason or "", await response.read())
             async for line in response.content:
                 if line.strip():
-                    yield json.loads(line)
+                    yield orjson.loads(line)
 
     # --- pods/exec ------------------------------------------------------------------------
 

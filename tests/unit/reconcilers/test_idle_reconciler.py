@@ -452,3 +452,28 @@ async def test_not_ready_clock_comes_from_the_pod_so_a_restart_keeps_it() -> Non
     assert len(pauses) == 1 and pauses[0]["spec"] == {"runMode": "paused"}
     assert world.recorder.events[-1][1] == "Reclaimed"
     assert "has not been ready" in world.recorder.events[-1][2]
+
+
+async def test_a_failing_probe_keeps_its_first_words_until_the_failure_changes_kind() -> None:
+    """What the network says of a server that doesn't answer changes from probe to probe; the
+    Idle message keeps the first words of a streak of one kind: no status write per probe."""
+    world = World()
+    world.notebook()
+    world.pod()
+    world.probe.answer = JupyterActivity(reachable=True, started=world.now)
+    assert await world.reconcile() == 300
+    world.probe.answer = JupyterActivity.unreachable("connection", "no endpoints available")
+    world.now += timedelta(seconds=300)
+    assert await world.reconcile() == 2
+    writes = len(world.api.applied)
+    first = world.idle()["message"]
+    assert world.idle()["reason"] == "ProbeFailed" and "no endpoints available" in first
+    world.probe.answer = JupyterActivity.unreachable("connection", "no route to host")
+    world.now += timedelta(seconds=2)
+    assert await world.reconcile() == 32
+    assert (world.idle()["message"], len(world.api.applied)) == (first, writes)
+    world.probe.answer = JupyterActivity.unreachable("timeout", "no answer within 10s")
+    world.now += timedelta(seconds=32)
+    await world.reconcile()
+    assert "no answer within 10s" in world.idle()["message"]
+    assert len(world.api.applied) == writes + 1

@@ -18,7 +18,7 @@ from notebook_controller.runtime.apply import StatusApplier
 from notebook_controller.runtime.kinds import SERVICES
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.objects import JsonDict
-from notebook_controller.runtime.reconcile import Result
+from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.runtime.store import Store
 from notebook_controller.wiring import not_written_by
 from tests.fake.world import NS, REQUEST, World
@@ -346,3 +346,46 @@ async def test_the_echo_of_a_status_write_wakes_neither_status_writer() -> None:
     edited = world.notebooks.get(NS, "nb")
     assert edited is not None
     assert wakes(tampered, edited)
+
+
+@dataclass
+class Unanswered:
+    async def probe(self, **_: object) -> JupyterActivity:
+        return JupyterActivity.unreachable("connection", "no endpoints available")
+
+
+async def test_ready_waits_not_for_a_verdict_the_idle_reclaimer_holds_back() -> None:
+    """The pod turns Ready, the first probe fails: the idle reclaimer holds its "can't tell
+    yet" back and offers it; the status reconciler, told of the offer, writes Ready at once
+    with it (one write, no second of waiting)."""
+    world = World()
+    clock = [T0]
+    status = world.status_reconciler(now=lambda: clock[0], coalesce_seconds=10)
+    told: list[tuple[Request, str]] = []
+    world.statuses.on_offer = lambda request, part: told.append((request, part))
+    idle = idle_reconciler(world, T0, Unanswered())
+    await running_notebook(world)
+    world.api.reset_writes()
+    assert (await status.reconcile(REQUEST)) == Result(requeue_after=1.0)  # waits for idle
+    await idle.reconcile(REQUEST)
+    assert [w for w in world.writes() if w[1] == "Notebook"] == []  # held back, offered
+    assert (REQUEST, PART_IDLE) in told
+    assert (await status.reconcile(REQUEST)) == Result()
+    assert [w for w in world.writes() if w[1] == "Notebook"] == [
+        ("apply-status", "Notebook", STATUS_MANAGER)
+    ]
+    assert conditions(world)["Ready"]["status"] == "True"
+    assert conditions(world)["Idle"]["reason"] == "ProbeFailed"
+    assert [e["type"] for e in world.events("Ready")] == ["Normal"]
+
+
+async def test_ready_still_waits_when_what_is_offered_judged_the_pod_before_it_was_ready() -> None:
+    world = World()
+    clock = [T0]
+    status = world.status_reconciler(now=lambda: clock[0], coalesce_seconds=10)
+    await running_notebook(world)
+    not_ready = {**IDLE, "status": "Unknown", "reason": "NotReady"}
+    world.statuses.offer(REQUEST, PART_IDLE, {"conditions": [not_ready]})
+    world.api.reset_writes()
+    assert (await status.reconcile(REQUEST)) == Result(requeue_after=1.0)
+    assert world.writes() == []
