@@ -97,6 +97,8 @@ def beyond_status_changed(old: JsonDict, new: JsonDict) -> bool:
 
 
 def either(*predicates: UpdatePredicate) -> UpdatePredicate:
+    """An update any of `predicates` lets through."""
+
     def any_of(old: JsonDict, new: JsonDict) -> bool:
         return any(predicate(old, new) for predicate in predicates)
 
