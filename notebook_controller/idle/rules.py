@@ -113,6 +113,13 @@ class Decision:
     reclaim: ReclaimReason | None = None
     ssh_active: bool = False
     """An SSH client was connected during this pass (for status.ssh.lastSshClientActivity)."""
+    failure: str | None = None
+    """A failed Jupyter probe's kind of failure ("connection", "timeout", "http-404", ...)."""
+
+
+def probe_failed_words(failure: str) -> str:
+    """How a failed probe's message starts: its kind of failure, before what was said of it."""
+    return f"The activity probe failed ({failure}):"
 
 
 def decide(
@@ -132,11 +139,13 @@ def decide(
     if observation.pod is PodState.NOT_READY or jupyter is None:
         return _not_ready(state, observation, policy, now)
     if not jupyter.reachable:
+        failure = jupyter.failure or "unknown"
         return Decision(
             UNKNOWN,
             Reason.PROBE_FAILED,
-            f"The activity probe failed ({jupyter.failure}): {jupyter.detail}",
+            f"{probe_failed_words(failure)} {jupyter.detail}",
             replace(state, not_ready_since=None),
+            failure=failure,
         )
     return _reachable(state, observation, jupyter, policy, now)
 

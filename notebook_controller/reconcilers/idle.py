@@ -62,6 +62,7 @@ from notebook_controller.idle.rules import (
     Reason,
     ReclaimReason,
     decide,
+    probe_failed_words,
 )
 from notebook_controller.idle.ssh import SshActivity, read_ssh_activity
 from notebook_controller.reconcilers.notebooks import (
@@ -538,15 +539,10 @@ def _streak_message(decision: Decision, current: JsonDict | None) -> str:
     kind in a row: what the API server or the network says of an unanswering server changes
     from probe to probe ("no endpoints available", "no route to host", "i/o timeout"), and a
     message that changes with every probe costs a status write per probe."""
-    if (
-        current is not None
-        and decision.reason is Reason.PROBE_FAILED
-        and current.get("reason") == Reason.PROBE_FAILED.value
-    ):
-        before = str(current.get("message") or "")
-        if before.partition(":")[0] == decision.message.partition(":")[0]:
-            return before
-    return decision.message
+    if decision.failure is None or current is None or current.get("reason") != decision.reason:
+        return decision.message
+    before = str(current.get("message") or "")
+    return before if before.startswith(probe_failed_words(decision.failure)) else decision.message
 
 
 def _reclaim_message(decision: Decision, policy: IdlePolicy) -> str:
