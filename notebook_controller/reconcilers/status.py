@@ -87,7 +87,6 @@ class StatusReconciler:
         # in our write or another part's), and when Ready was first seen turning True.
         self._held_from: dict[Request, JsonDict] = {}
         self._turning_ready_at: dict[Request, float] = {}
-        self._workload_hashes: dict[Request, tuple[str, str]] = {}
 
     async def reconcile(self, request: Request) -> Result:
         notebook = load_notebook(self.notebooks, request)
@@ -155,7 +154,6 @@ class StatusReconciler:
         self._status.forget(request)
         self._held_from.pop(request, None)
         self._turning_ready_at.pop(request, None)
-        self._workload_hashes.pop(request, None)
 
     def _key_problems(self, notebook: Notebook) -> list[KeySecretProblem] | None:
         """None unless key Secrets are checked (--check-key-secrets: a cache of Secrets)."""
@@ -164,19 +162,6 @@ class StatusReconciler:
             return None
         return key_secret_problems(notebook, lambda secret: secrets.get(notebook.namespace, secret))
 
-    def _workload_hash(self, notebook: Notebook) -> str:
-        """The applied-hash of the StatefulSet this version of the notebook asks for, built once
-        per version (the pod's and StatefulSet's events wake us a dozen times in between)."""
-        request = Request(notebook.namespace, notebook.name)
-        version = notebook.metadata.get("resourceVersion", "")
-        known = self._workload_hashes.get(request)
-        if version and known is not None and known[0] == version:
-            return known[1]
-        desired = workload.statefulset(notebook)
-        built: str = desired["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
-        self._workload_hashes[request] = (version, built)
-        return built
-
     def _observe(self, notebook: Notebook) -> status_builder.Observed:
         namespace = notebook.namespace
 
@@ -184,7 +169,10 @@ class StatusReconciler:
             obj = store.get(namespace, name)
             return obj if obj is not None and is_controlled_by(obj, notebook) else None
 
-        workload_hash = self._workload_hash(notebook)
+        # built once per version of the notebook (its pod's and StatefulSet's events wake us a
+        # dozen times in between)
+        workload_hash = self.notebooks.derived(namespace, notebook.name, _applied_workload_hash)
+        assert workload_hash is not None  # the notebook was just read from that cache
         sts = owned(self.statefulsets, statefulset_name(notebook.name))
         pod = self.pods.get(namespace, pod_name(notebook.name))
         if pod is not None and sts is not None:
@@ -197,6 +185,12 @@ class StatusReconciler:
             workload_hash=workload_hash,
             refused=self.refused.refused(namespace, notebook.name, workload_hash),
         )
+
+
+def _applied_workload_hash(raw: JsonDict) -> str:
+    """The applied-hash of the StatefulSet this notebook asks for."""
+    desired = workload.statefulset(Notebook.model_validate(raw))
+    return str(desired["metadata"]["annotations"][APPLIED_HASH_ANNOTATION])
 
 
 def _ready(status: JsonDict) -> bool:
