@@ -39,6 +39,7 @@ from notebook_controller.reconcilers.notebooks import (
     INDEX_NAME_LABEL,
     NOTEBOOKS,
     PART_IDLE,
+    PART_STATUS,
     index_by_key_secret,
     index_by_name_label,
     notebook_status,
@@ -259,7 +260,9 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     refused.on_change = lambda namespace, name: status.queue.add(Request(namespace, name))
 
     def idle_offered(request: Request, part: str) -> None:
-        if part == PART_IDLE:  # Ready may be waiting for it (StatusReconciler._hold)
+        # Ready turning True may be waiting for it (StatusReconciler._hold): only then is the
+        # status reconciler's own change held back too
+        if part == PART_IDLE and notebook_statuses.offered(request, PART_STATUS) is not None:
             status.queue.add(request)
 
     notebook_statuses.on_offer = idle_offered
