@@ -88,6 +88,11 @@ class StatusReconciler:
         self._held_from: dict[Request, JsonDict] = {}
         self._turning_ready_at: dict[Request, float] = {}
 
+    @property
+    def shared(self) -> SharedStatus:
+        """The notebooks' status as this reconciler and the idle reclaimer write it."""
+        return self._status.shared
+
     async def reconcile(self, request: Request) -> Result:
         notebook = load_notebook(self.notebooks, request)
         if notebook is None:
@@ -142,7 +147,7 @@ class StatusReconciler:
         tell yet: a first probe failed): Ready need not wait for it, it goes along now. (Its
         verdicts that go at once take our held Ready along themselves; `NotReady`/`NotRunning`
         judged the pod before it was Ready.)"""
-        offered = self._status.shared.offered(request, PART_IDLE)
+        offered = self.shared.offered(request, PART_IDLE)
         idle = find_condition((offered or {}).get("conditions") or [], CONDITION_IDLE)
         return idle is not None and idle.get("reason") not in _BEFORE_READY
 

@@ -1,0 +1,159 @@
+"""What `wiring.py` wires: the controllers an event wakes, through the informers' own handlers
+(the predicates are tested alone in test_wake_predicates.py; this checks they are the ones in
+place). No API server: events are handed to the informers as a watch would deliver them."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from notebook_controller.api.models import NAME_LABEL
+from notebook_controller.builders.names import name_label_value
+from notebook_controller.reconcilers.notebooks import PART_IDLE, PART_STATUS
+from notebook_controller.reconcilers.status import StatusReconciler
+from notebook_controller.runtime.apply import SharedStatus
+from notebook_controller.runtime.controller import Controller
+from notebook_controller.runtime.informer import Informer
+from notebook_controller.runtime.kube import KubeClient, ResourceKind
+from notebook_controller.runtime.kubeconfig import Configuration
+from notebook_controller.runtime.manager import Manager
+from notebook_controller.runtime.objects import JsonDict
+from notebook_controller.runtime.reconcile import Request
+from notebook_controller.settings import Settings
+from notebook_controller.wiring import build
+
+NS, NB = "team-a", "nb"
+REQUEST = Request(NS, NB)
+NOTEBOOK: JsonDict = {
+    "apiVersion": "tensorstack.dev/v1beta1",
+    "kind": "Notebook",
+    "metadata": {"name": NB, "namespace": NS, "uid": "nb-1", "resourceVersion": "5"},
+    "spec": {"template": {"spec": {"containers": [{"name": "notebook", "image": "j:1"}]}}},
+}
+OWNER = {"apiVersion": "tensorstack.dev/v1beta1", "kind": "Notebook", "name": NB, "uid": "nb-1"}
+STATEFULSET: JsonDict = {
+    "metadata": {
+        "name": f"managed-notebook-{NB}",
+        "namespace": NS,
+        "uid": "sts-1",
+        "resourceVersion": "6",
+        "generation": 1,
+        "ownerReferences": [{**OWNER, "controller": True}],
+    },
+    "spec": {"replicas": 1},
+    "status": {"replicas": 1, "readyReplicas": 0, "observedGeneration": 1},
+}
+POD: JsonDict = {
+    "metadata": {
+        "name": f"managed-notebook-{NB}-0",
+        "namespace": NS,
+        "uid": "pod-1",
+        "resourceVersion": "7",
+        "labels": {NAME_LABEL: name_label_value(NB)},
+    },
+    "spec": {"nodeName": "node-1", "containers": [{"name": "notebook"}]},
+    "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]},
+}
+
+
+class StatusWrites(KubeClient):
+    """Answers status applies as the API server would (the object at a new version)."""
+
+    async def apply_status(
+        self, kind: ResourceKind, namespace: str | None, name: str, body: Any, manager: str
+    ) -> JsonDict:
+        written = copy.deepcopy(NOTEBOOK)
+        written["metadata"]["resourceVersion"] = "50"
+        written["status"] = body["status"]
+        return written
+
+
+class Wired:
+    def __init__(self) -> None:
+        client = StatusWrites(Configuration(host="http://127.0.0.1:9"))
+        manager = Manager(client, handle_signals=False)
+        build(manager, client, Settings())
+        self.informers: dict[str, Informer] = {i.kind.kind: i for i in manager.informers}
+        self.controllers: dict[str, Controller] = {c.name: c for c in manager.controllers}
+        status = self.controllers["status"].reconciler
+        assert isinstance(status, StatusReconciler)
+        self.shared: SharedStatus = status.shared
+
+    def deliver(self, kind: str, obj: JsonDict) -> JsonDict:
+        """`obj` as the watch of its kind delivers it (an add, or an update of the cached one)."""
+        informer = self.informers[kind]
+        obj = copy.deepcopy(obj)
+        old = informer.store.upsert(obj)
+        if old is None:
+            informer._dispatch("on_add", obj)
+        else:
+            informer._dispatch("on_update", old, obj)
+        return obj
+
+    async def woken(self) -> set[str]:
+        """The controllers with a key waiting, whose queues are then emptied."""
+        names = set()
+        for name, controller in self.controllers.items():
+            while len(controller.queue):
+                key = await controller.queue.get()
+                controller.queue.done(key)
+                names.add(name)
+        return names
+
+
+def edited(obj: JsonDict, version: str, **changes: Any) -> JsonDict:
+    new = copy.deepcopy(obj)
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        here = new
+        for part in parents:
+            here = here.setdefault(part, {})
+        here[last] = value
+    new["metadata"]["resourceVersion"] = version
+    return new
+
+
+async def test_a_statefulsets_replica_counts_wake_no_one_its_rollout_the_status() -> None:
+    wired = Wired()
+    wired.deliver("Notebook", NOTEBOOK)
+    wired.deliver("StatefulSet", STATEFULSET)
+    await wired.woken()
+    wired.deliver("StatefulSet", edited(STATEFULSET, "8", status__readyReplicas=1))
+    assert await wired.woken() == set()
+    wired.deliver("StatefulSet", edited(STATEFULSET, "9", status__observedGeneration=2))
+    assert await wired.woken() == {"status"}
+
+
+async def test_a_pods_probe_time_wakes_no_one_its_readiness_status_and_idle() -> None:
+    wired = Wired()
+    wired.deliver("Notebook", NOTEBOOK)
+    wired.deliver("Pod", POD)
+    await wired.woken()
+    probed = [{"type": "Ready", "status": "False", "lastProbeTime": "2026-11-27T01:00:00Z"}]
+    wired.deliver("Pod", edited(POD, "8", status__conditions=probed))
+    assert await wired.woken() == set()
+    wired.deliver("Pod", edited(POD, "9", status__conditions=[{"type": "Ready", "status": "True"}]))
+    assert await wired.woken() == {"status", "idle"}
+
+
+async def test_the_echo_of_our_status_write_wakes_no_one_a_users_edit_does() -> None:
+    wired = Wired()
+    cached = wired.deliver("Notebook", NOTEBOOK)
+    await wired.woken()
+    written = await wired.shared.write(cached, PART_STATUS, {"phase": "Pending"})
+    wired.deliver("Notebook", written)
+    assert await wired.woken() == set()
+    wired.deliver("Notebook", edited(written, "51", metadata__labels={"team": "a"}))
+    assert await wired.woken() == {"status", "idle"}  # not the children's appliers
+
+
+async def test_an_idle_offer_wakes_the_status_reconciler_only_while_it_holds_back_too() -> None:
+    wired = Wired()
+    wired.deliver("Notebook", NOTEBOOK)
+    await wired.woken()
+    can_t_tell = {"conditions": [{"type": "Idle", "status": "Unknown", "reason": "ProbeFailed"}]}
+    wired.shared.offer(REQUEST, PART_IDLE, can_t_tell)
+    assert await wired.woken() == set()
+    wired.shared.offer(REQUEST, PART_STATUS, {"phase": "Running"})  # Ready held back
+    wired.shared.offer(REQUEST, PART_IDLE, can_t_tell)
+    assert await wired.woken() == {"status"}
