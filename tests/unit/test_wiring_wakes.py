@@ -72,7 +72,7 @@ class Wired:
     def __init__(self) -> None:
         client = StatusWrites(Configuration(host="http://127.0.0.1:9"))
         manager = Manager(client, handle_signals=False)
-        build(manager, client, Settings())
+        build(manager, client, Settings.load([], {}))
         self.informers: dict[str, Informer] = {i.kind.kind: i for i in manager.informers}
         self.controllers: dict[str, Controller] = {c.name: c for c in manager.controllers}
         status = self.controllers["status"].reconciler
