@@ -131,7 +131,6 @@ class SharedStatus:
         self.legacy_managers = dict(legacy_managers or {})
         self._written: dict[Request, tuple[str, JsonDict]] = {}
         self._offered: dict[Request, dict[str, JsonDict]] = {}
-        self._last_version: dict[Request, str] = {}
         self.on_offer: Callable[[Request, str], None] | None = None
 
     def own_write(self, obj: JsonDict) -> bool:
@@ -140,8 +139,10 @@ class SharedStatus:
         Whoever read the status to compute it knows what it says: a reconciler woken by the
         echo would find nothing to do. A part held back that the write took along is settled by
         its own reconciler's requeue, not by the echo."""
-        version = self._last_version.get(Request.for_object(obj))
-        return version is not None and version == resource_version(obj)
+        # (the write is remembered until a reconcile sees the cache at its version, which can
+        # only come after the informer has dispatched that version's event)
+        pending = self._written.get(Request.for_object(obj))
+        return pending is not None and pending[0] == resource_version(obj)
 
     def status(self, request: Request, cached: JsonDict) -> JsonDict:
         """Our last write while the cache is older than it, else the cached status."""
@@ -192,7 +193,6 @@ class SharedStatus:
                 log.info("releasing fields of a former field manager", manager=manager)
                 written = await self._apply(request, cached, {}, manager)
         self._written[request] = (resource_version(written), merged)
-        self._last_version[request] = resource_version(written)
         return written
 
     async def _apply(
@@ -211,7 +211,6 @@ class SharedStatus:
     def forget(self, request: Request) -> None:
         self._written.pop(request, None)
         self._offered.pop(request, None)
-        self._last_version.pop(request, None)
 
 
 def merge_status(base: JsonDict, more: JsonDict) -> JsonDict:
