@@ -11,13 +11,15 @@ One controller per concern, each with its own queue and its own field manager:
 
 | controller | reconciles a notebook on                       | writes                         |
 |------------|------------------------------------------------|--------------------------------|
-| workload   | spec change; its StatefulSet's events          | StatefulSet                    |
-| services   | spec change; its Services' events              | HTTP and SSH Services          |
+| workload   | spec change; its StatefulSet's events but its  | StatefulSet                    |
+|            | status and its own apply's echo                |                                |
+| services   | spec change; its Services' events but their    | HTTP and SSH Services          |
+|            | status and its own applies' echoes             |                                |
 | ssh        | spec change; its pod's events                  | host-key Secret (POST)         |
 | status     | notebook events but its status write's echo;   | status (but Idle), Events      |
-|            | StatefulSet (not its replica counts), Services,|                                |
-|            | pod (what the status shows of it); key Secrets |                                |
-|            | with --check-key-secrets                       |                                |
+|            | StatefulSet (not its replica counts), the SSH  |                                |
+|            | Service, pod (what the status shows of it);    |                                |
+|            | key Secrets with --check-key-secrets           |                                |
 | idle       | notebook events but its status write's echo;   | Idle, lastSshClientActivity,   |
 |            | its pod (state, identity); the policy          | spec pause, Events             |
 |            | ConfigMap (every notebook)                     |                                |
@@ -26,11 +28,12 @@ One controller per concern, each with its own queue and its own field manager:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 
 import structlog
 
 from notebook_controller.api.models import NAME_LABEL
-from notebook_controller.builders.names import MANAGED_SELECTOR
+from notebook_controller.builders.names import MANAGED_SELECTOR, ssh_service_name
 from notebook_controller.idle.jupyter import choose_route
 from notebook_controller.idle.policy_source import PolicySource
 from notebook_controller.reconcilers.idle import IdleReconciler, pod_news
@@ -56,7 +59,7 @@ from notebook_controller.runtime.informer import Informer, strip_unread
 from notebook_controller.runtime.kinds import CONFIGMAPS, PODS, SECRETS, SERVICES, STATEFULSETS
 from notebook_controller.runtime.kube import KubeClient, ResourceKind, in_cluster
 from notebook_controller.runtime.manager import Manager
-from notebook_controller.runtime.objects import JsonDict
+from notebook_controller.runtime.objects import JsonDict, controller_owner
 from notebook_controller.runtime.reconcile import Reconciler, Request
 from notebook_controller.runtime.store import Indexer, Store
 from notebook_controller.settings import Settings
@@ -138,6 +141,13 @@ def pod_notebook_label(pod: JsonDict) -> str | None:
     return (pod["metadata"].get("labels") or {}).get(NAME_LABEL)
 
 
+def not_an_ssh_service(service: JsonDict) -> bool:
+    """A Service the status reconciler doesn't read (the HTTP one: the status shows the SSH
+    Service's port, and nothing of the other)."""
+    owner = controller_owner(service)
+    return owner is None or service["metadata"]["name"] != ssh_service_name(owner["name"])
+
+
 def secret_name(secret: JsonDict) -> str:
     return str(secret["metadata"]["name"])
 
@@ -215,17 +225,26 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     pod_to_notebook = notebooks_by(INDEX_NAME_LABEL, notebooks.store, pod_notebook_label)
     refused = RefusedWorkloads()
 
-    workload = controller(
-        "workload", WorkloadReconciler(client, notebooks.store, statefulsets.store, refused)
-    )
+    # (the echo of a child's own apply is news to its applier no more than to anyone else)
+    workload_reconciler = WorkloadReconciler(client, notebooks.store, statefulsets.store, refused)
+    workload = controller("workload", workload_reconciler)
     workload.watch_primary(notebooks, spec_or_life_changed)
-    workload.watch_owned(statefulsets, NOTEBOOKS, beyond_status_changed)
-
-    services_controller = controller(
-        "services", ServicesReconciler(client, notebooks.store, services.store)
+    workload.watch_owned(
+        statefulsets,
+        NOTEBOOKS,
+        beyond_status_changed,
+        ignore=partial(workload_reconciler.applier.own_write, STATEFULSETS),
     )
+
+    services_reconciler = ServicesReconciler(client, notebooks.store, services.store)
+    services_controller = controller("services", services_reconciler)
     services_controller.watch_primary(notebooks, spec_or_life_changed)
-    services_controller.watch_owned(services, NOTEBOOKS, beyond_status_changed)
+    services_controller.watch_owned(
+        services,
+        NOTEBOOKS,
+        beyond_status_changed,
+        ignore=partial(services_reconciler.applier.own_write, SERVICES),
+    )
 
     ssh = controller("ssh", SSHReconciler(client, notebooks.store, pods.store))
     ssh.watch_primary(notebooks, spec_or_life_changed)
@@ -253,7 +272,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     not_our_status_write = not_written_by(notebook_statuses)
     status.watch_primary(notebooks, not_our_status_write)
     status.watch_owned(statefulsets, NOTEBOOKS, either(beyond_status_changed, statefulset_news))
-    status.watch_owned(services, NOTEBOOKS)
+    status.watch_owned(services, NOTEBOOKS, ignore=not_an_ssh_service)
     status.watch_mapped(pods, pod_to_notebook, status_pod_news)
     if secrets is not None:
         status.watch_mapped(secrets, notebooks_by(INDEX_KEY_SECRET, notebooks.store, secret_name))

@@ -73,6 +73,15 @@ class ChildApplier:
         log.info("applied", kind=kind.kind, name=metadata["name"], created=actual is None)
         return None
 
+    def own_write(self, kind: ResourceKind, obj: JsonDict) -> bool:
+        """`obj` is the object as our last apply of it left it (its resourceVersion is the one
+        that apply returned): its watch event is the echo of our write, news to no one."""
+        metadata = obj["metadata"]
+        write = self._writes.get((kind.plural, metadata.get("namespace", ""), metadata["name"]))
+        if write is None or not write.resource_version:
+            return False
+        return write.resource_version == resource_version(obj)
+
     def _cache_behind(
         self, key: tuple[str, str, str], digest: str, actual: JsonDict | None
     ) -> float | None:

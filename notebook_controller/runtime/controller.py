@@ -27,6 +27,9 @@ log = structlog.get_logger(__name__)
 Mapper = Callable[[JsonDict], Iterable[Request]]
 UpdatePredicate = Callable[[JsonDict, JsonDict], bool]
 """(old, new) -> whether this update should wake the controller."""
+Ignore = Callable[[JsonDict], bool]
+"""An object -> whether its add or update is no news to the controller (its own write's echo,
+a kind of object it doesn't read)."""
 
 
 class Controller:
@@ -70,10 +73,16 @@ class Controller:
         self._watch(informer, FunctionHandler(add=enqueue, update=update, delete=enqueue))
 
     def watch_owned(
-        self, informer: Informer, owner: ResourceKind, predicate: UpdatePredicate | None = None
+        self,
+        informer: Informer,
+        owner: ResourceKind,
+        predicate: UpdatePredicate | None = None,
+        *,
+        ignore: Ignore | None = None,
     ) -> None:
         """A child whose controller ownerReference is of the `owner` kind (group and kind)
-        wakes its owner (on updates, those `predicate(old, new)` lets through)."""
+        wakes its owner (on updates, those `predicate(old, new)` lets through; not on an add or
+        update of an object `ignore` names)."""
 
         def owner_request(obj: JsonDict) -> list[Request]:
             reference = controller_owner(obj)
@@ -84,24 +93,34 @@ class Controller:
                 return []
             return [Request(obj["metadata"].get("namespace", ""), reference["name"])]
 
-        self.watch_mapped(informer, owner_request, predicate)
+        self.watch_mapped(informer, owner_request, predicate, ignore=ignore)
 
     def watch_mapped(
-        self, informer: Informer, mapper: Mapper, predicate: UpdatePredicate | None = None
+        self,
+        informer: Informer,
+        mapper: Mapper,
+        predicate: UpdatePredicate | None = None,
+        *,
+        ignore: Ignore | None = None,
     ) -> None:
         """Every request `mapper` returns for an object's old or new state is enqueued: on
-        every add and delete, and on the updates `predicate(old, new)` lets through."""
+        every add and delete, and on the updates `predicate(old, new)` lets through; but an add
+        or update of an object `ignore` names (as it now is) wakes no one."""
 
         def enqueue(*objs: JsonDict) -> None:
             for obj in objs:
                 for request in mapper(obj):
                     self.queue.add(request)
 
+        def add(obj: JsonDict) -> None:
+            if ignore is None or not ignore(obj):
+                enqueue(obj)
+
         def update(old: JsonDict, new: JsonDict) -> None:
-            if predicate is None or predicate(old, new):
+            if (predicate is None or predicate(old, new)) and (ignore is None or not ignore(new)):
                 enqueue(old, new)
 
-        self._watch(informer, FunctionHandler(add=enqueue, update=update, delete=enqueue))
+        self._watch(informer, FunctionHandler(add=add, update=update, delete=enqueue))
 
     def _watch(self, informer: Informer, handler: FunctionHandler) -> None:
         informer.add_handler(handler)

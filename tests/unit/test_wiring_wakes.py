@@ -8,7 +8,11 @@ import copy
 from typing import Any
 
 from notebook_controller.api.models import NAME_LABEL
-from notebook_controller.builders.names import name_label_value
+from notebook_controller.builders.names import (
+    http_service_name,
+    name_label_value,
+    ssh_service_name,
+)
 from notebook_controller.reconcilers.notebooks import PART_IDLE, PART_STATUS
 from notebook_controller.reconcilers.status import StatusReconciler
 from notebook_controller.runtime.apply import SharedStatus
@@ -57,7 +61,26 @@ POD: JsonDict = {
 
 
 class StatusWrites(KubeClient):
-    """Answers status applies as the API server would (the object at a new version)."""
+    """Answers status applies and applies of children as the API server would (the object at
+    a new version); `applied` holds the last child of each kind."""
+
+    applied: dict[str, JsonDict]
+
+    async def apply(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        name: str,
+        body: JsonDict,
+        field_manager: str,
+        force: bool = True,
+        *,
+        subresource: str | None = None,
+    ) -> JsonDict:
+        written = copy.deepcopy(body)
+        written["metadata"].update(uid=f"{name}-uid", resourceVersion="60", generation=1)
+        self.applied[kind.kind] = written
+        return written
 
     async def apply_status(
         self, kind: ResourceKind, namespace: str | None, name: str, body: Any, manager: str
@@ -71,6 +94,8 @@ class StatusWrites(KubeClient):
 class Wired:
     def __init__(self) -> None:
         client = StatusWrites(Configuration(host="http://127.0.0.1:9"))
+        client.applied = {}
+        self.applied = client.applied
         manager = Manager(client, handle_signals=False)
         build(manager, client, Settings.load([], {}))
         self.informers: dict[str, Informer] = {i.kind.kind: i for i in manager.informers}
@@ -157,3 +182,29 @@ async def test_an_idle_offer_wakes_the_status_reconciler_only_while_it_holds_bac
     wired.shared.offer(REQUEST, PART_STATUS, {"phase": "Running"})  # Ready held back
     wired.shared.offer(REQUEST, PART_IDLE, can_t_tell)
     assert await wired.woken() == {"status"}
+
+
+async def test_the_echo_of_a_childs_apply_wakes_not_its_applier_another_version_does() -> None:
+    wired = Wired()
+    wired.deliver("Notebook", NOTEBOOK)
+    await wired.woken()
+    for applier in ("workload", "services"):
+        await wired.controllers[applier].reconciler.reconcile(REQUEST)
+    statefulset = wired.deliver("StatefulSet", wired.applied["StatefulSet"])
+    http = wired.deliver("Service", wired.applied["Service"])
+    assert await wired.woken() == {"status"}  # the StatefulSet: what the status shows of it
+    wired.deliver("StatefulSet", edited(statefulset, "61", metadata__labels={"edited": "y"}))
+    wired.deliver("Service", edited(http, "62", metadata__labels={"edited": "y"}))
+    assert await wired.woken() == {"workload", "services", "status"}
+
+
+async def test_only_the_ssh_service_wakes_the_status_reconciler() -> None:
+    wired = Wired()
+    wired.deliver("Notebook", NOTEBOOK)
+    await wired.woken()
+    metadata = {"namespace": NS, "resourceVersion": "9", "uid": "svc-1",
+                "ownerReferences": [{**OWNER, "controller": True}]}  # fmt: skip
+    wired.deliver("Service", {"metadata": {**metadata, "name": http_service_name(NB)}})
+    assert await wired.woken() == {"services"}
+    wired.deliver("Service", {"metadata": {**metadata, "name": ssh_service_name(NB)}})
+    assert await wired.woken() == {"services", "status"}

@@ -252,6 +252,31 @@ async def test_watch_owned_updates_pass_the_predicate() -> None:
     assert woken == [[], [KEY]]
 
 
+async def test_watch_owned_ignores_adds_and_updates_of_what_ignore_names_not_deletes() -> None:
+    echo, news = child("Notebook"), child("Notebook")
+    echo["metadata"]["resourceVersion"] = "7"  # as our own write left it
+    news["metadata"]["resourceVersion"] = "8"
+    woken = {}
+    for event, obj in [("add", echo), ("update", echo), ("delete", echo), ("add", news)]:
+        controller = make_controller(ScriptedReconciler(), FakeClock())
+        informer = RecordingInformer()
+        controller.watch_owned(
+            cast(Informer, informer),
+            NOTEBOOK_KIND,
+            ignore=lambda obj: obj["metadata"].get("resourceVersion") == "7",
+        )
+        (handler,) = informer.handlers
+        if event == "add":
+            handler.on_add(obj)
+        elif event == "update":
+            handler.on_update(child("Notebook"), obj)
+        else:
+            handler.on_delete(obj)
+        woken[event, obj["metadata"]["resourceVersion"]] = await drain(controller)
+    assert woken == {("add", "7"): [], ("update", "7"): [], ("delete", "7"): [KEY],
+                     ("add", "8"): [KEY]}  # fmt: skip
+
+
 async def test_watch_primary_updates_pass_the_predicate() -> None:
     controller = make_controller(ScriptedReconciler(), FakeClock())
     primary = RecordingInformer()
