@@ -174,9 +174,11 @@ class StatusReconciler:
             obj = store.get(namespace, name)
             return obj if obj is not None and is_controlled_by(obj, notebook) else None
 
-        # built once per version of the notebook (its pod's and StatefulSet's events wake us a
-        # dozen times in between)
-        workload_hash = self.notebooks.derived(namespace, notebook.name, _applied_workload_hash)
+        # built once per spec and metadata of the notebook (its pod's and StatefulSet's events
+        # wake us a dozen times in between, and our status writes make new versions)
+        workload_hash = self.notebooks.derived(
+            namespace, notebook.name, _applied_workload_hash, reads_status=False
+        )
         assert workload_hash is not None  # the notebook was just read from that cache
         sts = owned(self.statefulsets, statefulset_name(notebook.name))
         pod = self.pods.get(namespace, pod_name(notebook.name))

@@ -14,10 +14,10 @@ import asyncio
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
@@ -100,16 +100,23 @@ _SHARED_STRING_LENGTH = 40
 a condition's type, a node's or a label's name, a timestamp. Longer ones are mostly unique."""
 
 
-def compact(value: object) -> object:
-    """`value` (a decoded JSON document) with its keys and short strings interned, so that the
-    thousand copies of `"metadata"`, `"lastTransitionTime"` or `"True"` in a cache are one each:
-    a cached pod takes half the memory (interned strings are freed when no object holds them)."""
+def compact(value: Any) -> Any:
+    """`value` (a decoded JSON document, changed in place) with its short strings interned, so
+    that the thousand copies of `"True"`, `"Running"` or a node's name in a cache are one each:
+    a cached pod takes half the memory (interned strings are freed when no object holds them).
+    Keys are left as they are: the decoder (orjson) already hands out one string per key."""
     if isinstance(value, dict):
-        return {sys.intern(k): compact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [compact(v) for v in value]
-    if isinstance(value, str) and len(value) <= _SHARED_STRING_LENGTH:
-        return sys.intern(value)
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return value
+    for key, item in items:
+        if type(item) is str:
+            if len(item) <= _SHARED_STRING_LENGTH:
+                value[key] = sys.intern(item)
+        elif type(item) is dict or type(item) is list:
+            compact(item)
     return value
 
 

@@ -184,9 +184,12 @@ class KubeClient:
             # Every watch holds a connection for minutes: a bounded pool would let watches
             # starve requests (limit=0). Callers bound their own concurrency. No trust_env: it
             # reads the proxy environment and ~/.netrc in a thread on every request; the proxy
-            # is decided once, in the configuration.
+            # is decided once, in the configuration. No cookie jar: the API server sets none
+            # (client-go keeps none either), and filtering an empty jar costs every request.
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), trust_env=False
+                connector=aiohttp.TCPConnector(limit=0),
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._http
 

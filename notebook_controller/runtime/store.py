@@ -53,6 +53,7 @@ class Store:
         self._indexes: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
         self._derived: OrderedDict[Key, dict[Callable[[JsonDict], Any], Any]] = OrderedDict()
         self._derived_limit = derived_limit
+        self._status_blind: set[Callable[[JsonDict], Any]] = set()
 
     def get(self, namespace: str | None, name: str) -> JsonDict | None:
         return self._objects.get((namespace or "", name))
@@ -63,12 +64,20 @@ class Store:
         return [obj for (ns, _), obj in self._objects.items() if ns == namespace]
 
     def derived(
-        self, namespace: str | None, name: str, derive: Callable[[JsonDict], T]
+        self,
+        namespace: str | None,
+        name: str,
+        derive: Callable[[JsonDict], T],
+        *,
+        reads_status: bool = True,
     ) -> T | None:
         """`derive(object)` for the cached object, computed once per version of it while it is
         among the `derived_limit` last used (a parsed model that several reconcilers read);
         None when nothing is cached under that name. What `derive` returns is shared: read it,
-        never mutate it."""
+        never mutate it. `reads_status=False` says `derive` reads nothing of the status: its
+        value is kept through versions that changed only the status (a status write)."""
+        if not reads_status:
+            self._status_blind.add(derive)
         key = (namespace or "", name)
         obj = self._objects.get(key)
         if obj is None:
@@ -103,7 +112,11 @@ class Store:
         old = self._objects.get(key)
         if old is not None:
             self._unindex(key, old)
-            self._derived.pop(key, None)
+            known = self._derived.pop(key, None)
+            if known and self._status_blind and only_status_changed(old, obj):
+                kept = {f: v for f, v in known.items() if f in self._status_blind}
+                if kept:
+                    self._derived[key] = kept
         self._objects[key] = obj
         self._index(key, obj)
         return old
@@ -129,6 +142,24 @@ class Store:
                     keys.discard(key)
                     if not keys:
                         del index[value]
+
+
+def only_status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """`new` differs from `old` in its status and resourceVersion at most."""
+    return _equal_but(old, new, "status", metadata=True)
+
+
+def _equal_but(old: Mapping[str, Any], new: Mapping[str, Any], skip: str, metadata: bool) -> bool:
+    for field in old.keys() | new.keys():
+        if field == skip:
+            continue
+        before, after = old.get(field), new.get(field)
+        if metadata and field == "metadata":
+            if not _equal_but(before or {}, after or {}, "resourceVersion", metadata=False):
+                return False
+        elif before != after:
+            return False
+    return True
 
 
 def diff_listing(

@@ -130,3 +130,37 @@ def test_derived_values_are_kept_for_the_last_used_objects_only() -> None:
     store.derived("ns", "a", parse)
     store.derived("ns", "b", parse)
     assert calls == ["a", "b", "c", "b"]
+
+
+def test_a_status_blind_value_outlives_status_writes_not_spec_or_metadata_changes() -> None:
+    store = Store()
+    calls: list[str] = []
+
+    def spec_of(o: dict[str, Any]) -> str:
+        calls.append(o["metadata"]["resourceVersion"])
+        return str(o.get("spec"))
+
+    def phase_of(o: dict[str, Any]) -> str:
+        return str((o.get("status") or {}).get("phase"))
+
+    def version(rv: str, *, spec: str = "a", labels: dict[str, str] | None = None,
+                phase: str = "Pending") -> dict[str, Any]:  # fmt: skip
+        new = obj("nb", rv=rv)
+        new["spec"] = {"image": spec}
+        new["status"] = {"phase": phase}
+        if labels is not None:
+            new["metadata"]["labels"] = labels
+        return new
+
+    store.upsert(version("1"))
+    assert store.derived("ns", "nb", spec_of, reads_status=False) == "{'image': 'a'}"
+    assert store.derived("ns", "nb", phase_of) == "Pending"
+    store.upsert(version("2", phase="Running"))  # a status write
+    assert store.derived("ns", "nb", spec_of, reads_status=False) == "{'image': 'a'}"
+    assert store.derived("ns", "nb", phase_of) == "Running"  # what reads the status: afresh
+    assert calls == ["1"]
+    store.upsert(version("3", phase="Running", labels={"team": "a"}))  # metadata changed
+    store.derived("ns", "nb", spec_of, reads_status=False)
+    store.upsert(version("4", spec="b", labels={"team": "a"}))  # spec changed
+    assert store.derived("ns", "nb", spec_of, reads_status=False) == "{'image': 'b'}"
+    assert calls == ["1", "3", "4"]
