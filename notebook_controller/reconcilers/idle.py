@@ -87,6 +87,8 @@ log = structlog.get_logger(__name__)
 FIELD_MANAGER: Final = "notebook-controller-idle"
 NAMESPACE_LABELS_TTL: Final = 60.0
 CONFLICT_RETRY_SECONDS: Final = 1.0
+FIRST_PROBE_DELAY: Final = timedelta(seconds=0.5)
+"""A pod seen turning Ready is first probed this much later (its Service's endpoints lag)."""
 FIRST_RETRY: Final = timedelta(seconds=2)
 """After a failed Jupyter probe, the next comes this soon, then RETRY_FACTOR times as late each
 time, up to the probe interval."""
@@ -230,6 +232,14 @@ class IdleReconciler:
             # A pod just turned Ready: what was held back (NotRunning, NotReady) is moot, the
             # probes' news gets a window of its own.
             self._status.settled(request)
+            if tracked is not None and tracked.policy_version == loaded.version:
+                # Seen turning Ready (not found Ready at start): the Service's endpoints follow
+                # the pod's readiness a moment later, and a probe before them fails, so the
+                # first one waits that moment (Ready waits for its verdict, READY_MERGE_SECONDS).
+                self._tracked[request] = replace(
+                    tracked, pod=pod_seen, failures=0, next_probe=now + FIRST_PROBE_DELAY
+                )
+                return Result(requeue_after=FIRST_PROBE_DELAY.total_seconds())
         probed_recently = (
             tracked is not None
             and tracked.policy_version == loaded.version

@@ -249,6 +249,10 @@ async def test_idle_follows_the_pod_at_once_while_probes_keep_their_interval() -
     assert world.idle() == {}
     world.now += timedelta(seconds=4)
     world.pod(ready=True, since=world.now, started=T0)
+    # seen turning Ready: probed a moment later, when its Service's endpoints show it
+    assert await world.reconcile() == 0.5
+    assert (world.probe.calls, world.idle()) == (0, {})
+    world.now += timedelta(seconds=0.5)
     await world.reconcile()
     assert (world.idle()["status"], world.idle()["reason"]) == ("False", "RecentActivity")
     assert world.probe.calls == 1
@@ -263,8 +267,10 @@ async def test_idle_follows_the_pod_at_once_while_probes_keep_their_interval() -
     world.pod(deleting=True)
     await world.reconcile()
     assert world.idle()["reason"] == "NotRunning"
-    # a replacement pod that is Ready is probed at once
+    # a replacement pod that is Ready is probed as soon as its endpoints may show it
     world.pod(uid="pod-2", started=world.now, since=world.now)
+    assert await world.reconcile() == 0.5
+    world.now += timedelta(seconds=0.5)
     await world.reconcile()
     assert world.idle()["reason"] == "RecentActivity" and world.probe.calls == 2
 
@@ -303,6 +309,8 @@ async def test_a_starting_notebook_costs_one_idle_write_its_first_verdict() -> N
     assert await world.reconcile() == 10  # NotReady: can't tell yet, held back
     world.now += timedelta(seconds=3)
     world.pod(ready=True, since=world.now, started=world.now)
+    assert await world.reconcile() == 0.5  # the first probe waits for the endpoints
+    world.now += timedelta(seconds=0.5)
     assert await world.reconcile() == 300  # the probe's verdict goes out at once
     assert (world.idle()["status"], world.idle()["reason"]) == ("False", "RecentActivity")
     assert len(world.api.applied) == 1
@@ -315,7 +323,9 @@ async def test_a_starting_notebook_whose_probes_fail_costs_one_idle_write() -> N
     assert await world.reconcile() == 300  # no pod yet: nothing to write
     world.now += timedelta(seconds=20)
     world.pod(ready=True, since=world.now, started=world.now)
-    assert await world.reconcile() == 2  # failed: retried in 2 s, its window opens at Ready
+    assert await world.reconcile() == 0.5  # the first probe waits for the endpoints
+    world.now += timedelta(seconds=0.5)
+    assert await world.reconcile() == 2  # failed: retried in 2 s, its window opens now
     world.now += timedelta(seconds=2)
     world.probe.answer = JupyterActivity.unreachable("connection", "connection refused")
     assert await world.reconcile() == 8  # failed again (next in 32 s): written at the grace's end
@@ -338,6 +348,8 @@ async def test_held_news_still_arrives_when_nothing_else_happens() -> None:
     # the short window only
     world.probe.answer = JupyterActivity(reachable=True, started=world.now - timedelta(minutes=1))
     world.pod()
+    assert await world.reconcile() == 0.5  # turned Ready: probed once its endpoints show it
+    world.now += timedelta(seconds=0.5)
     await world.reconcile()
     assert world.idle()["reason"] == "RecentActivity"
     world.pod(deleting=True)
