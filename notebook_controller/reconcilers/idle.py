@@ -8,8 +8,9 @@ Any event on a notebook enqueues it, but a notebook is probed at most once per p
 status reconciler's — probes nothing and writes nothing, so writes can't feed a loop. Probes are
 rate-limited, state changes are not: when the pod's state (no pod / on a node / Ready) or the pod
 itself changes, the pod informer's event wakes the notebook and it is judged at once, so `Idle`
-follows a pod that starts or stops within seconds. A failed Jupyter probe is retried sooner
-(2 s, 32 s, then the interval): right after a pod turns Ready its Service may not route yet.
+follows a pod that starts or stops within seconds (a pod seen turning Ready is probed half a
+second later, when its Service's endpoints normally route to it). A failed Jupyter probe is
+retried sooner (2 s, 32 s, then the interval): a server may still be starting.
 Status is applied only when our part of it differs from the cache. Pausing is one merge patch
 guarded by the cached resourceVersion: if the user changed the notebook meanwhile, the patch
 conflicts and the next pass looks again. What wakes it is declared in `wiring.py`.

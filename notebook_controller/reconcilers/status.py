@@ -38,7 +38,8 @@ from notebook_controller.runtime.store import Store
 
 READY_MERGE_SECONDS: Final = 1.0
 """Ready turning True waits this long (when coalescing) for the idle reclaimer's first verdict
-on the new pod, which it probes at once: both go out in one write."""
+on the new pod, which it probes half a second after seeing it Ready (idle.FIRST_PROBE_DELAY):
+both go out in one write."""
 _BEFORE_READY: Final = frozenset({Reason.NOT_READY.value, Reason.NOT_RUNNING.value})
 
 
