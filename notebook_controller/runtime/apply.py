@@ -139,6 +139,7 @@ class SharedStatus:
         self.parts = dict(parts)
         self.legacy_managers = dict(legacy_managers or {})
         self._written: dict[Request, tuple[str, JsonDict]] = {}
+        self._sending: dict[Request, JsonDict] = {}  # a write on its way: the status it sends
         self._offered: dict[Request, dict[str, JsonDict]] = {}
         self.on_offer: Callable[[Request, str], None] | None = None
 
@@ -149,9 +150,14 @@ class SharedStatus:
         echo would find nothing to do. A part held back that the write took along is settled by
         its own reconciler's requeue, not by the echo."""
         # (the write is remembered until a reconcile sees the cache at its version, which can
-        # only come after the informer has dispatched that version's event)
-        pending = self._written.get(Request.for_object(obj))
-        return pending is not None and pending[0] == resource_version(obj)
+        # only come after the informer has dispatched that version's event; the watch may
+        # deliver it before the write's answer has come back, and then it shows what we send)
+        request = Request.for_object(obj)
+        pending = self._written.get(request)
+        if pending is not None and pending[0] == resource_version(obj):
+            return True
+        sending = self._sending.get(request)
+        return sending is not None and obj.get("status") == sending
 
     def status(self, request: Request, cached: JsonDict) -> JsonDict:
         """Our last write while the cache is older than it, else the cached status."""
@@ -194,14 +200,18 @@ class SharedStatus:
         merged: JsonDict = {}
         for piece in pieces.values():
             merged = merge_status(merged, piece)
-        written = await self._apply(request, cached, merged, self.field_manager)
-        self._offered.pop(request, None)
-        for name, manager in self.legacy_managers.items():
-            left = _paths(self.parts[name](written.get("status") or {}))
-            if left - _paths(pieces[name]):
-                log.info("releasing fields of a former field manager", manager=manager)
-                written = await self._apply(request, cached, {}, manager)
-        self._written[request] = (resource_version(written), merged)
+        self._sending[request] = merged
+        try:
+            written = await self._apply(request, cached, merged, self.field_manager)
+            self._offered.pop(request, None)
+            for name, manager in self.legacy_managers.items():
+                left = _paths(self.parts[name](written.get("status") or {}))
+                if left - _paths(pieces[name]):
+                    log.info("releasing fields of a former field manager", manager=manager)
+                    written = await self._apply(request, cached, {}, manager)
+            self._written[request] = (resource_version(written), merged)
+        finally:
+            del self._sending[request]
         return written
 
     async def _apply(

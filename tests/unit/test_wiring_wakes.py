@@ -5,6 +5,7 @@ place). No API server: events are handed to the informers as a watch would deliv
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from notebook_controller.api.models import NAME_LABEL
@@ -65,6 +66,9 @@ class StatusWrites(KubeClient):
     a new version); `applied` holds the last child of each kind."""
 
     applied: dict[str, JsonDict]
+    status_writes = 0
+    before_answer: Callable[[JsonDict], object] | None = None
+    """Sees a status write's result before the writer does (a watch faster than the answer)."""
 
     async def apply(
         self,
@@ -86,8 +90,11 @@ class StatusWrites(KubeClient):
         self, kind: ResourceKind, namespace: str | None, name: str, body: Any, manager: str
     ) -> JsonDict:
         written = copy.deepcopy(NOTEBOOK)
-        written["metadata"]["resourceVersion"] = "50"
+        self.status_writes += 1
+        written["metadata"]["resourceVersion"] = str(49 + self.status_writes)  # 50, 51, ...
         written["status"] = body["status"]
+        if self.before_answer is not None:
+            self.before_answer(written)
         return written
 
 
@@ -95,6 +102,7 @@ class Wired:
     def __init__(self) -> None:
         client = StatusWrites(Configuration(host="http://127.0.0.1:9"))
         client.applied = {}
+        self.client = client
         self.applied = client.applied
         manager = Manager(client, handle_signals=False)
         build(manager, client, Settings.load([], {}))
@@ -170,6 +178,20 @@ async def test_the_echo_of_our_status_write_wakes_no_one_a_users_edit_does() -> 
     assert await wired.woken() == set()
     wired.deliver("Notebook", edited(written, "51", metadata__labels={"team": "a"}))
     assert await wired.woken() == {"status", "idle"}  # not the children's appliers
+
+
+async def test_the_echo_of_our_status_write_before_its_answer_wakes_no_one() -> None:
+    wired = Wired()
+    cached = wired.deliver("Notebook", NOTEBOOK)
+    await wired.woken()
+    wired.client.before_answer = lambda written: wired.deliver("Notebook", written)
+    await wired.shared.write(cached, PART_STATUS, {"phase": "Pending"})
+    assert await wired.woken() == set()
+    wired.client.before_answer = lambda written: wired.deliver(
+        "Notebook", edited(written, "51", status__phase="Running")  # not what we sent
+    )
+    await wired.shared.write(cached, PART_STATUS, {"phase": "Failed"})
+    assert await wired.woken() == {"status", "idle"}
 
 
 async def test_an_idle_offer_wakes_the_status_reconciler_only_while_it_holds_back_too() -> None:
