@@ -188,7 +188,8 @@ async def test_the_echo_of_our_status_write_before_its_answer_wakes_no_one() -> 
     await wired.shared.write(cached, PART_STATUS, {"phase": "Pending"})
     assert await wired.woken() == set()
     wired.client.before_answer = lambda written: wired.deliver(
-        "Notebook", edited(written, "51", status__phase="Running")  # not what we sent
+        "Notebook",
+        edited(written, "51", status__phase="Running"),  # not what we sent
     )
     await wired.shared.write(cached, PART_STATUS, {"phase": "Failed"})
     assert await wired.woken() == {"status", "idle"}
