@@ -462,16 +462,19 @@ async def run_controller(
             await asyncio.sleep(SETTLE_SECONDS)
             audit_ready = audit_position()
             cpu_quiet_start = controller.cpu_seconds()
+            quiet_work = await controller.work()
             say(
                 f"N={n} controller: all Ready at {ready_time:.1f} s; quiet stretch of {quiet:.0f} s"
             )
             await asyncio.sleep(quiet)
             quiet_cpu = controller.cpu_seconds() - cpu_quiet_start
+            quiet_work = await controller.work() - quiet_work
             await asyncio.sleep(2)
             audit_end = audit_position()
             # and once failed probes have backed off to the probe interval (KWOK pods answer none)
             audit_steady = audit_steady_end = audit_end
             steady_cpu = 0.0
+            steady_work: Counter[str] = Counter()
             if STEADY_AFTER_SECONDS:
                 steady_in = watcher.start + ready_time + STEADY_AFTER_SECONDS - time.monotonic()
                 if steady_in > 0:
@@ -479,8 +482,10 @@ async def run_controller(
                     await asyncio.sleep(steady_in)
                 audit_steady = audit_position()
                 cpu_steady_start = controller.cpu_seconds()
+                steady_work = await controller.work()
                 await asyncio.sleep(quiet)
                 steady_cpu = controller.cpu_seconds() - cpu_steady_start
+                steady_work = await controller.work() - steady_work
                 await asyncio.sleep(2)
                 audit_steady_end = audit_position()
             peak_rss_kb = controller.memory_kb("VmHWM")
@@ -512,6 +517,10 @@ async def run_controller(
         f" reconciles ({per_notebook(reconciles, n)}), {per_notebook(probes, n) or 'no probe'};"
         f" CPU {user_end - user_start:.1f} s user + {system_end - system_start:.1f} s system"
     )
+    say(
+        f"N={n} controller, quiet stretch: {dict(sorted(quiet_work.items()))}; steady:"
+        f" {dict(sorted(steady_work.items()))}"
+    )
     await delete_namespace(client, namespace)
     return {
         "namespace": namespace,
@@ -530,6 +539,9 @@ async def run_controller(
         "steady_seconds_after_ready": STEADY_AFTER_SECONDS,
         "steady_writes": dict(sorted(steady_writes.items())),
         "steady_cpu_s": round(steady_cpu, 3),
+        # reconciles by controller and probes in each stretch (what its CPU went to)
+        "quiet_work": dict(sorted(quiet_work.items())),
+        "steady_work": dict(sorted(steady_work.items())),
         "startup_cpu_s": round(startup_cpu, 2),
         "cpu_s": round(converge_cpu, 2),
         "cpu_ms_per_notebook": round(1000 * converge_cpu / n, 1),
