@@ -10,7 +10,7 @@ rate-limited, state changes are not: when the pod's state (no pod / on a node / 
 itself changes, the pod informer's event wakes the notebook and it is judged at once, so `Idle`
 follows a pod that starts or stops within seconds (a pod seen turning Ready is probed half a
 second later, when its Service's endpoints normally route to it). A failed Jupyter probe is
-retried sooner (2 s, 32 s, then the interval): a server may still be starting.
+retried sooner (2 s, 8 s, then the interval): the route to a just-Ready pod may lag.
 Status is applied only when our part of it differs from the cache. Pausing is one merge patch
 guarded by the cached resourceVersion: if the user changed the notebook meanwhile, the patch
 conflicts and the next pass looks again. What wakes it is declared in `wiring.py`.
@@ -90,10 +90,9 @@ NAMESPACE_LABELS_TTL: Final = 60.0
 CONFLICT_RETRY_SECONDS: Final = 1.0
 FIRST_PROBE_DELAY: Final = timedelta(seconds=0.5)
 """A pod seen turning Ready is first probed this much later (its Service's endpoints lag)."""
-FIRST_RETRY: Final = timedelta(seconds=2)
-"""After a failed Jupyter probe, the next comes this soon, then RETRY_FACTOR times as late each
-time, up to the probe interval."""
-RETRY_FACTOR: Final = 16
+RETRIES: Final = (timedelta(seconds=2), timedelta(seconds=8))
+"""After the first and the second failed Jupyter probe in a row, the next comes this soon;
+after more, at the probe interval."""
 # Decisions read off the pod alone (no probe ran).
 _POD_STATE_ONLY: Final = frozenset({Reason.NOT_RUNNING, Reason.NOT_READY})
 STARTING_GRACE_SECONDS: Final = 10.0
@@ -515,15 +514,17 @@ def _pod_not_ready_since(pod: JsonDict | None) -> datetime | None:
 
 
 def _next_probe_in(interval: timedelta, failures: int) -> timedelta:
-    """The probe interval; after `failures` failed probes in a row, 2 s, 32 s, then it: one
-    quick retry (a just-Ready pod's endpoints may lag), one more half a minute later (a server
-    still starting), then the interval, as a server that keeps failing is probed for nothing
-    (each probe costs the controller CPU: a thousand notebooks whose servers don't answer cost
-    a thousand probes per interval, not a burst of retries)."""
+    """The probe interval; after `failures` failed probes in a row, 2 s, 8 s, then it: one
+    quick retry (a just-Ready pod's endpoints may lag), one more when the starting grace ends,
+    then the interval. A Ready pod's Jupyter answers (its readiness probe is Jupyter's
+    api/status), so a probe that keeps failing is the route to it, and is probed for nothing:
+    each probe costs the controller CPU, and a thousand notebooks whose servers don't answer
+    cost a thousand probes per interval, not a burst of retries within it."""
     if failures <= 0:
         return interval
-    backoff: timedelta = FIRST_RETRY * (RETRY_FACTOR ** min(failures - 1, 5))
-    return min(interval, backoff)
+    if failures <= len(RETRIES):
+        return min(interval, RETRIES[failures - 1])
+    return interval
 
 
 def pod_news(old: JsonDict, new: JsonDict) -> bool:

@@ -284,19 +284,19 @@ async def test_a_failed_probe_is_retried_sooner_then_at_the_interval() -> None:
     for _ in range(10):
         delays.append(await world.reconcile())
         world.now += timedelta(seconds=delays[-1] or 0)
-    # 2 s, then 32 s, but the starting grace's end (10 s) comes first and probes afresh
+    # 2 s, then 8 s: the starting grace's end (10 s after the first probe) probes afresh
     assert delays == [2, 8, 300, 300, 300, 300, 300, 300, 300, 300]
     assert world.idle()["reason"] == "ProbeFailed"
     world.probe.answer = JupyterActivity(reachable=True, started=world.now)
     assert await world.reconcile() == 300
     assert world.idle()["reason"] == "RecentActivity"
-    # a server that answered and then stops answering: 2 s, 32 s, then the interval
+    # a server that answered and then stops answering: 2 s, 8 s, then the interval
     world.probe.answer = JupyterActivity.unreachable("connection", "connection refused")
     failing: list[float | None] = [300]
     for _ in range(4):
         world.now += timedelta(seconds=failing[-1] or 0)
         failing.append(await world.reconcile())
-    assert failing[1:] == [2, 32, 300, 300]
+    assert failing[1:] == [2, 8, 300, 300]
 
 
 async def test_a_starting_notebook_costs_one_idle_write_its_first_verdict() -> None:
@@ -328,7 +328,7 @@ async def test_a_starting_notebook_whose_probes_fail_costs_one_idle_write() -> N
     assert await world.reconcile() == 2  # failed: retried in 2 s, its window opens now
     world.now += timedelta(seconds=2)
     world.probe.answer = JupyterActivity.unreachable("connection", "connection refused")
-    assert await world.reconcile() == 8  # failed again (next in 32 s): written at the grace's end
+    assert await world.reconcile() == 8  # failed again (next in 8 s): written at the grace's end
     assert world.api.applied == []
     world.now += timedelta(seconds=8)
     await world.reconcile()
@@ -482,10 +482,10 @@ async def test_a_failing_probe_keeps_its_first_words_until_the_failure_changes_k
     assert world.idle()["reason"] == "ProbeFailed" and "no endpoints available" in first
     world.probe.answer = JupyterActivity.unreachable("connection", "no route to host")
     world.now += timedelta(seconds=2)
-    assert await world.reconcile() == 32
+    assert await world.reconcile() == 8
     assert (world.idle()["message"], len(world.api.applied)) == (first, writes)
     world.probe.answer = JupyterActivity.unreachable("timeout", "no answer within 10s")
-    world.now += timedelta(seconds=32)
+    world.now += timedelta(seconds=8)
     await world.reconcile()
     assert "no answer within 10s" in world.idle()["message"]
     assert len(world.api.applied) == writes + 1
