@@ -211,7 +211,8 @@ class SharedStatus:
                     written = await self._apply(request, cached, {}, manager)
             self._written[request] = (resource_version(written), merged)
         finally:
-            del self._sending[request]
+            if self._sending.get(request) is merged:  # (not another write's, sent meanwhile)
+                del self._sending[request]
         return written
 
     async def _apply(

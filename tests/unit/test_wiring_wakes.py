@@ -4,6 +4,7 @@ place). No API server: events are handed to the informers as a watch would deliv
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +68,7 @@ class StatusWrites(KubeClient):
 
     applied: dict[str, JsonDict]
     status_writes = 0
+    gates: list[asyncio.Event]
     before_answer: Callable[[JsonDict], object] | None = None
     """Sees a status write's result before the writer does (a watch faster than the answer)."""
 
@@ -89,6 +91,8 @@ class StatusWrites(KubeClient):
     async def apply_status(
         self, kind: ResourceKind, namespace: str | None, name: str, body: Any, manager: str
     ) -> JsonDict:
+        if self.gates:  # the answer waits for the test to let it go
+            await self.gates.pop(0).wait()
         written = copy.deepcopy(NOTEBOOK)
         self.status_writes += 1
         written["metadata"]["resourceVersion"] = str(49 + self.status_writes)  # 50, 51, ...
@@ -102,6 +106,7 @@ class Wired:
     def __init__(self) -> None:
         client = StatusWrites(Configuration(host="http://127.0.0.1:9"))
         client.applied = {}
+        client.gates = []
         self.client = client
         self.applied = client.applied
         manager = Manager(client, handle_signals=False)
@@ -193,6 +198,25 @@ async def test_the_echo_of_our_status_write_before_its_answer_wakes_no_one() -> 
     )
     await wired.shared.write(cached, PART_STATUS, {"phase": "Failed"})
     assert await wired.woken() == {"status", "idle"}
+
+
+async def test_two_status_writes_in_flight_at_once_keep_each_others_echo_quiet() -> None:
+    wired = Wired()
+    cached = wired.deliver("Notebook", NOTEBOOK)
+    await wired.woken()
+    first, second = asyncio.Event(), asyncio.Event()
+    wired.client.gates = [first, second]
+    status_write = asyncio.create_task(wired.shared.write(cached, PART_STATUS, {"phase": "A"}))
+    await asyncio.sleep(0)
+    can_t_tell = {"conditions": [{"type": "Idle", "status": "Unknown", "reason": "ProbeFailed"}]}
+    idle_write = asyncio.create_task(wired.shared.write(cached, PART_IDLE, can_t_tell))
+    await asyncio.sleep(0)
+    first.set()
+    await status_write  # answered while the idle part's write is still on its way
+    wired.client.before_answer = lambda written: wired.deliver("Notebook", written)
+    second.set()
+    await idle_write
+    assert await wired.woken() == set()
 
 
 async def test_an_idle_offer_wakes_the_status_reconciler_only_while_it_holds_back_too() -> None:
