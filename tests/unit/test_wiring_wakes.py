@@ -15,18 +15,20 @@ from notebook_controller.builders.names import (
     name_label_value,
     ssh_service_name,
 )
-from notebook_controller.reconcilers.notebooks import PART_IDLE, PART_STATUS
+from notebook_controller.reconcilers.notebooks import NOTEBOOKS, PART_IDLE, PART_STATUS
 from notebook_controller.reconcilers.status import StatusReconciler
 from notebook_controller.runtime.apply import SharedStatus
 from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.informer import Informer
-from notebook_controller.runtime.kube import KubeClient, ResourceKind
+from notebook_controller.runtime.kinds import SERVICES, STATEFULSETS
+from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.kubeconfig import Configuration
 from notebook_controller.runtime.manager import Manager
 from notebook_controller.runtime.objects import JsonDict
 from notebook_controller.runtime.reconcile import Request
 from notebook_controller.settings import Settings
 from notebook_controller.wiring import build
+from tests.fake.api import FakeApi
 
 NS, NB = "team-a", "nb"
 REQUEST = Request(NS, NB)
@@ -62,53 +64,37 @@ POD: JsonDict = {
 }
 
 
-class StatusWrites(KubeClient):
-    """Answers status applies and applies of children as the API server would (the object at
-    a new version); `applied` holds the last child of each kind."""
+class FakeBacked(KubeClient):
+    """The controller's client on the in-memory API server (tests/fake/api.py), which answers
+    applies and status applies as the real one does. Each status write's answer waits for the
+    next of `gates` when there are any; `before_answer` sees its result before the writer does
+    (a watch faster than the answer)."""
 
-    applied: dict[str, JsonDict]
-    status_writes = 0
-    gates: list[asyncio.Event]
-    before_answer: Callable[[JsonDict], object] | None = None
-    """Sees a status write's result before the writer does (a watch faster than the answer)."""
+    def __init__(self) -> None:
+        super().__init__(Configuration(host="http://127.0.0.1:9"))
+        self.api = FakeApi([NOTEBOOKS, STATEFULSETS, SERVICES])
+        self.gates: list[asyncio.Event] = []
+        self.before_answer: Callable[[JsonDict], object] | None = None
 
-    async def apply(
-        self,
-        kind: ResourceKind,
-        namespace: str | None,
-        name: str,
-        body: JsonDict,
-        field_manager: str,
-        force: bool = True,
-        *,
-        subresource: str | None = None,
-    ) -> JsonDict:
-        written = copy.deepcopy(body)
-        written["metadata"].update(uid=f"{name}-uid", resourceVersion="60", generation=1)
-        self.applied[kind.kind] = written
-        return written
+    async def apply(self, *args: Any, **kwargs: Any) -> JsonDict:
+        return await self.api.apply(*args, **kwargs)
 
-    async def apply_status(
-        self, kind: ResourceKind, namespace: str | None, name: str, body: Any, manager: str
-    ) -> JsonDict:
-        if self.gates:  # the answer waits for the test to let it go
+    async def apply_status(self, *args: Any, **kwargs: Any) -> JsonDict:
+        if self.gates:
             await self.gates.pop(0).wait()
-        written = copy.deepcopy(NOTEBOOK)
-        self.status_writes += 1
-        written["metadata"]["resourceVersion"] = str(49 + self.status_writes)  # 50, 51, ...
-        written["status"] = body["status"]
+        written = await self.api.apply_status(*args, **kwargs)
         if self.before_answer is not None:
             self.before_answer(written)
         return written
 
 
 class Wired:
-    def __init__(self) -> None:
-        client = StatusWrites(Configuration(host="http://127.0.0.1:9"))
-        client.applied = {}
-        client.gates = []
+    """The controllers as `wiring.build` makes them, over a fake API that holds the notebook
+    (`notebook`, as the API server stored it)."""
+
+    def __init__(self, client: FakeBacked, notebook: JsonDict) -> None:
         self.client = client
-        self.applied = client.applied
+        self.notebook = notebook
         manager = Manager(client, handle_signals=False)
         build(manager, client, Settings.load([], {}))
         self.informers: dict[str, Informer] = {i.kind.kind: i for i in manager.informers}
@@ -116,6 +102,11 @@ class Wired:
         status = self.controllers["status"].reconciler
         assert isinstance(status, StatusReconciler)
         self.shared: SharedStatus = status.shared
+
+    @classmethod
+    async def start(cls) -> Wired:
+        client = FakeBacked()
+        return cls(client, await client.api.create(NOTEBOOKS, NS, NOTEBOOK))
 
     def deliver(self, kind: str, obj: JsonDict) -> JsonDict:
         """`obj` as the watch of its kind delivers it (an add, or an update of the cached one)."""
@@ -152,8 +143,8 @@ def edited(obj: JsonDict, version: str, **changes: Any) -> JsonDict:
 
 
 async def test_a_statefulsets_replica_counts_wake_no_one_its_rollout_the_status() -> None:
-    wired = Wired()
-    wired.deliver("Notebook", NOTEBOOK)
+    wired = await Wired.start()
+    wired.deliver("Notebook", wired.notebook)
     wired.deliver("StatefulSet", STATEFULSET)
     await wired.woken()
     wired.deliver("StatefulSet", edited(STATEFULSET, "8", status__readyReplicas=1))
@@ -163,8 +154,8 @@ async def test_a_statefulsets_replica_counts_wake_no_one_its_rollout_the_status(
 
 
 async def test_a_pods_probe_time_wakes_no_one_its_readiness_status_and_idle() -> None:
-    wired = Wired()
-    wired.deliver("Notebook", NOTEBOOK)
+    wired = await Wired.start()
+    wired.deliver("Notebook", wired.notebook)
     wired.deliver("Pod", POD)
     await wired.woken()
     probed = [{"type": "Ready", "status": "False", "lastProbeTime": "2026-11-27T01:00:00Z"}]
@@ -175,8 +166,8 @@ async def test_a_pods_probe_time_wakes_no_one_its_readiness_status_and_idle() ->
 
 
 async def test_the_echo_of_our_status_write_wakes_no_one_a_users_edit_does() -> None:
-    wired = Wired()
-    cached = wired.deliver("Notebook", NOTEBOOK)
+    wired = await Wired.start()
+    cached = wired.deliver("Notebook", wired.notebook)
     await wired.woken()
     written = await wired.shared.write(cached, PART_STATUS, {"phase": "Pending"})
     wired.deliver("Notebook", written)
@@ -186,8 +177,8 @@ async def test_the_echo_of_our_status_write_wakes_no_one_a_users_edit_does() -> 
 
 
 async def test_the_echo_of_our_status_write_before_its_answer_wakes_no_one() -> None:
-    wired = Wired()
-    cached = wired.deliver("Notebook", NOTEBOOK)
+    wired = await Wired.start()
+    cached = wired.deliver("Notebook", wired.notebook)
     await wired.woken()
     wired.client.before_answer = lambda written: wired.deliver("Notebook", written)
     await wired.shared.write(cached, PART_STATUS, {"phase": "Pending"})
@@ -201,8 +192,8 @@ async def test_the_echo_of_our_status_write_before_its_answer_wakes_no_one() -> 
 
 
 async def test_two_status_writes_in_flight_at_once_keep_each_others_echo_quiet() -> None:
-    wired = Wired()
-    cached = wired.deliver("Notebook", NOTEBOOK)
+    wired = await Wired.start()
+    cached = wired.deliver("Notebook", wired.notebook)
     await wired.woken()
     first, second = asyncio.Event(), asyncio.Event()
     wired.client.gates = [first, second]
@@ -220,8 +211,8 @@ async def test_two_status_writes_in_flight_at_once_keep_each_others_echo_quiet()
 
 
 async def test_an_idle_offer_wakes_the_status_reconciler_only_while_it_holds_back_too() -> None:
-    wired = Wired()
-    wired.deliver("Notebook", NOTEBOOK)
+    wired = await Wired.start()
+    wired.deliver("Notebook", wired.notebook)
     await wired.woken()
     can_t_tell = {"conditions": [{"type": "Idle", "status": "Unknown", "reason": "ProbeFailed"}]}
     wired.shared.offer(REQUEST, PART_IDLE, can_t_tell)
@@ -232,13 +223,13 @@ async def test_an_idle_offer_wakes_the_status_reconciler_only_while_it_holds_bac
 
 
 async def test_the_echo_of_a_childs_apply_wakes_not_its_applier_another_version_does() -> None:
-    wired = Wired()
-    wired.deliver("Notebook", NOTEBOOK)
+    wired = await Wired.start()
+    wired.deliver("Notebook", wired.notebook)
     await wired.woken()
     for applier in ("workload", "services"):
         await wired.controllers[applier].reconciler.reconcile(REQUEST)
-    statefulset = wired.deliver("StatefulSet", wired.applied["StatefulSet"])
-    http = wired.deliver("Service", wired.applied["Service"])
+    statefulset = wired.deliver("StatefulSet", wired.client.api.objects(STATEFULSETS, NS)[0])
+    http = wired.deliver("Service", wired.client.api.objects(SERVICES, NS)[0])
     assert await wired.woken() == {"status"}  # the StatefulSet: what the status shows of it
     wired.deliver("StatefulSet", edited(statefulset, "61", metadata__labels={"edited": "y"}))
     wired.deliver("Service", edited(http, "62", metadata__labels={"edited": "y"}))
@@ -246,8 +237,8 @@ async def test_the_echo_of_a_childs_apply_wakes_not_its_applier_another_version_
 
 
 async def test_only_the_ssh_service_wakes_the_status_reconciler() -> None:
-    wired = Wired()
-    wired.deliver("Notebook", NOTEBOOK)
+    wired = await Wired.start()
+    wired.deliver("Notebook", wired.notebook)
     await wired.woken()
     metadata = {"namespace": NS, "resourceVersion": "9", "uid": "svc-1",
                 "ownerReferences": [{**OWNER, "controller": True}]}  # fmt: skip
