@@ -8,8 +8,9 @@ is `runtime.reconcile`.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterable
 
 import structlog
@@ -22,6 +23,11 @@ from notebook_controller.runtime.reconcile import Reconciler, Request, TerminalE
 from notebook_controller.runtime.workqueue import ShutDown, WorkQueue
 
 log = structlog.get_logger(__name__)
+
+# A reconcile's id in logs: this process's run, then a count (unique like controller-runtime's
+# UUIDs, and in order; a UUID costs a system call for randomness per reconcile).
+_RUN = secrets.token_hex(3)
+_reconcile_count = itertools.count(1)
 
 
 Mapper = Callable[[JsonDict], Iterable[Request]]
@@ -158,29 +164,33 @@ class Controller:
                 self.queue.done(request)
 
     async def reconcile_one(self, request: Request) -> None:
-        reconcile_id = uuid.uuid4().hex[:12]
-        bound = {self._log_key: str(request), "reconciler": self.name}
-        with structlog.contextvars.bound_contextvars(reconcile_id=reconcile_id, **bound):
-            started = time.monotonic()
-            try:
-                result = await self.reconciler.reconcile(request)
-            except TerminalError as error:
-                self.queue.forget(request)
-                self._terminal_errors.inc()
-                self._errors.inc()
-                self._reconcile_total["error"].inc()
-                log.warning("reconcile failed permanently", error=str(error))
-            except Exception:
-                self.queue.add_rate_limited(request)
-                self._errors.inc()
-                self._reconcile_total["error"].inc()
-                log.exception("reconcile failed", retries=self.queue.num_requeues(request))
+        # (bound and reset by token: `bound_contextvars` copies the whole context to restore it)
+        tokens = structlog.contextvars.bind_contextvars(
+            reconcile_id=f"{_RUN}-{next(_reconcile_count):06x}",
+            reconciler=self.name,
+            **{self._log_key: str(request)},
+        )
+        started = time.monotonic()
+        try:
+            result = await self.reconciler.reconcile(request)
+        except TerminalError as error:
+            self.queue.forget(request)
+            self._terminal_errors.inc()
+            self._errors.inc()
+            self._reconcile_total["error"].inc()
+            log.warning("reconcile failed permanently", error=str(error))
+        except Exception:
+            self.queue.add_rate_limited(request)
+            self._errors.inc()
+            self._reconcile_total["error"].inc()
+            log.exception("reconcile failed", retries=self.queue.num_requeues(request))
+        else:
+            self.queue.forget(request)
+            if result.requeue_after is not None:
+                self.queue.add_after(request, result.requeue_after)
+                self._reconcile_total["requeue_after"].inc()
             else:
-                self.queue.forget(request)
-                if result.requeue_after is not None:
-                    self.queue.add_after(request, result.requeue_after)
-                    self._reconcile_total["requeue_after"].inc()
-                else:
-                    self._reconcile_total["success"].inc()
-            finally:
-                self._time.observe(time.monotonic() - started)
+                self._reconcile_total["success"].inc()
+        finally:
+            self._time.observe(time.monotonic() - started)
+            structlog.contextvars.reset_contextvars(**tokens)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections import Counter
 from typing import Any, cast
@@ -81,7 +82,7 @@ async def test_success_forgets_and_binds_log_context() -> None:
     context = reconciler.contexts[0]
     assert context["notebook"] == "ns/nb"
     assert context["reconciler"] == controller.name
-    assert len(context["reconcile_id"]) == 12
+    assert re.fullmatch(r"[0-9a-f]{6}-[0-9a-f]{6,}", context["reconcile_id"])
     assert reconcile_total(controller, "success") == 1
     assert controller.queue.num_requeues(KEY) == 0
 
@@ -113,6 +114,16 @@ async def test_each_attempt_has_its_own_reconcile_id() -> None:
     await run_briefly(controller, [clock.advance(1)])
     ids = {context["reconcile_id"] for context in reconciler.contexts}
     assert len(ids) == 2
+
+
+async def test_the_log_context_ends_with_the_reconcile() -> None:
+    reconciler = ScriptedReconciler(Result(), RuntimeError("boom"))
+    controller = make_controller(reconciler, FakeClock())
+    with structlog.contextvars.bound_contextvars(notebook="outer/nb"):
+        await controller.reconcile_one(KEY)
+        await controller.reconcile_one(KEY)
+        assert structlog.contextvars.get_contextvars() == {"notebook": "outer/nb"}
+    assert [context["notebook"] for context in reconciler.contexts] == ["ns/nb", "ns/nb"]
 
 
 async def test_terminal_error_is_not_retried() -> None:
