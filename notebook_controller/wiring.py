@@ -15,7 +15,7 @@ One controller per concern, each with its own queue and its own field manager:
 |            | status and its own apply's echo                |                                |
 | services   | spec change; its Services' events but their    | HTTP and SSH Services          |
 |            | status and its own applies' echoes             |                                |
-| ssh        | spec change; its pod's events                  | host-key Secret (POST)         |
+| ssh        | spec change; a new pod (SSH on)                | host-key Secret (POST)         |
 | status     | notebook events but its status write's echo;   | status (but Idle), Events      |
 |            | StatefulSet (not its replica counts), the SSH  |                                |
 |            | Service, pod (what the status shows of it);    |                                |
@@ -137,6 +137,25 @@ def notebooks_by(index: str, notebooks: Store, value: Callable[[JsonDict], str |
     return mapper
 
 
+def with_ssh_on(notebooks: Store, mapper: Mapper) -> Mapper:
+    """Of the notebooks `mapper` returns, those with SSH on (the others' pods need no host key;
+    turning SSH on is a spec change, which wakes the SSH reconciler itself)."""
+
+    def mapped(obj: JsonDict) -> list[Request]:
+        return [
+            request
+            for request in mapper(obj)
+            if _ssh_on(notebooks.get(request.namespace, request.name))
+        ]
+
+    return mapped
+
+
+def _ssh_on(notebook: JsonDict | None) -> bool:
+    ssh = ((notebook or {}).get("spec") or {}).get("ssh")
+    return isinstance(ssh, dict) and ssh.get("enabled") is True
+
+
 def pod_notebook_label(pod: JsonDict) -> str | None:
     return (pod["metadata"].get("labels") or {}).get(NAME_LABEL)
 
@@ -248,8 +267,8 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
 
     ssh = controller("ssh", SSHReconciler(client, notebooks.store, pods.store))
     ssh.watch_primary(notebooks, spec_or_life_changed)
-    # a pod's arrival asks for its host key; its later updates (same pod) don't
-    ssh.watch_mapped(pods, pod_to_notebook, replaced)
+    # a pod's arrival asks for its host key (SSH on); its later updates (same pod) don't
+    ssh.watch_mapped(pods, with_ssh_on(notebooks.store, pod_to_notebook), replaced)
 
     status = controller(
         "status",

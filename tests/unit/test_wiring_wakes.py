@@ -246,3 +246,16 @@ async def test_only_the_ssh_service_wakes_the_status_reconciler() -> None:
     assert await wired.woken() == {"services"}
     wired.deliver("Service", {"metadata": {**metadata, "name": ssh_service_name(NB)}})
     assert await wired.woken() == {"services", "status"}
+
+
+async def test_a_new_pod_wakes_the_ssh_reconciler_only_when_its_notebook_has_ssh_on() -> None:
+    wired = await Wired.start()
+    wired.deliver("Notebook", wired.notebook)
+    await wired.woken()
+    wired.deliver("Pod", POD)
+    assert await wired.woken() == {"status", "idle"}
+    with_ssh = edited(wired.notebook, "10", spec__ssh={"enabled": True}, metadata__generation=2)
+    wired.deliver("Notebook", with_ssh)
+    assert "ssh" in await wired.woken()
+    wired.deliver("Pod", edited(POD, "11", metadata__uid="pod-2"))  # the StatefulSet's next pod
+    assert "ssh" in await wired.woken()
