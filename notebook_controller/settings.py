@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from notebook_controller.runtime.loop import DEFAULT_BATCH_INTERVAL
+
 ENV_PREFIX = "NBC_"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -25,8 +27,13 @@ class Settings(BaseModel):
     """Path to a kubeconfig; unset: in-cluster config, else $KUBECONFIG or ~/.kube/config."""
     namespaces: list[str] = Field(default_factory=list)
     """Namespaces to watch (comma-separated); empty: all namespaces."""
-    workers: int = Field(4, ge=1)
-    """Concurrent reconciles per controller."""
+    workers: int = Field(8, ge=1)
+    """Concurrent reconciles per controller (each waits for its requests' answers: with
+    --io-batch-seconds, a round trip takes up to that long)."""
+    io_batch_seconds: float = Field(DEFAULT_BATCH_INTERVAL, ge=0, le=1)
+    """The event loop takes in I/O in rounds at least this far apart: watch events and answers
+    that arrive meanwhile are handled in one wake-up (less CPU; up to this much latency per
+    request); 0: woken for each arrival."""
     leader_elect: bool = False
     """Run leader election so only one replica reconciles (the Deployment turns it on)."""
     lease_name: str = "notebook-controller"

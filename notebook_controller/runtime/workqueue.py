@@ -16,15 +16,25 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import weakref
 from collections import deque
-from collections.abc import Hashable
-from typing import Generic, TypeVar
+from collections.abc import Hashable, Iterable
+from typing import Any, Generic, TypeVar
 
 from notebook_controller.runtime import metrics
 from notebook_controller.runtime.clock import Clock, MonotonicClock
 from notebook_controller.runtime.ratelimit import RateLimiter, default_controller_rate_limiter
 
 K = TypeVar("K", bound=Hashable)
+
+
+_LIVE: weakref.WeakSet[WorkQueue[Any]] = weakref.WeakSet()
+
+
+def backlog(waited: float = 0.0, queues: Iterable[WorkQueue[Any]] | None = None) -> bool:
+    """Some queue (of `queues`, else of all alive) holds a key that has waited for a worker
+    (all of its workers busy) for `waited` seconds or longer (runtime.loop: no pause then)."""
+    return any(queue.longest_wait() >= waited for queue in (_LIVE if queues is None else queues))
 
 
 class ShutDown(Exception):
@@ -64,6 +74,7 @@ class WorkQueue(Generic[K]):
         self._retries = metrics.WORKQUEUE_RETRIES.labels(name)
         self._queue_duration = metrics.WORKQUEUE_QUEUE_DURATION.labels(name)
         self._work_duration = metrics.WORKQUEUE_WORK_DURATION.labels(name)
+        _LIVE.add(self)
 
     # --- adding ---------------------------------------------------------------------------
 
@@ -147,6 +158,13 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         """Keys ready to be handed out (delayed keys not included)."""
         return len(self._queue)
+
+    def longest_wait(self) -> float:
+        """Seconds the first key ready to be handed out has waited since it was added; -1
+        when none is ready (delayed keys wait for their time, not for a worker)."""
+        if not self._queue:
+            return -1.0
+        return self._clock.now() - self._added_at.get(self._queue[0], self._clock.now())
 
     @property
     def processing(self) -> frozenset[K]:

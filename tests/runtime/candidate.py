@@ -7,12 +7,11 @@ Usage: python -m tests.runtime.candidate [notebook-controller run flags]
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 
-from notebook_controller.cli import run
+from notebook_controller.cli import run_in_loop
 from notebook_controller.logs import configure_logging
 from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.informer import Informer
@@ -41,7 +40,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
 def main() -> int:
     settings = Settings.load(sys.argv[1:], os.environ)
     configure_logging(settings.log_format, settings.log_level)
-    return asyncio.run(run(settings, build))
+    return run_in_loop(settings, build)
 
 
 if __name__ == "__main__":

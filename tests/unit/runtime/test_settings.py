@@ -9,7 +9,8 @@ from notebook_controller.settings import Settings
 def test_defaults_outside_a_cluster() -> None:
     settings = Settings.load([], {})
     assert settings.namespaces == []
-    assert settings.workers == 4
+    assert settings.workers == 8
+    assert settings.io_batch_seconds == 0.05
     assert settings.leader_elect is False
     assert settings.lease_name == "notebook-controller"
     assert settings.health_address == "127.0.0.1:8081"
@@ -26,14 +27,16 @@ def test_environment_sets_typed_values() -> None:
         [],
         {
             "NBC_NAMESPACES": "team-a, team-b,",
-            "NBC_WORKERS": "8",
+            "NBC_WORKERS": "12",
+            "NBC_IO_BATCH_SECONDS": "0",
             "NBC_LEADER_ELECT": "true",
             "NBC_LOG_FORMAT": "console",
             "NBC_EXTERNAL_URL_BASE": "https://nb.example.org",
         },
     )
     assert settings.namespaces == ["team-a", "team-b"]
-    assert settings.workers == 8
+    assert settings.workers == 12
+    assert settings.io_batch_seconds == 0
     assert settings.leader_elect is True
     assert settings.log_format == "console"
     assert settings.external_url_base == "https://nb.example.org"
@@ -48,7 +51,14 @@ def test_flags_win_over_environment() -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--workers", "0"], ["--log-format", "xml"], ["--log-level", "loud"]]
+    "argv",
+    [
+        ["--workers", "0"],
+        ["--log-format", "xml"],
+        ["--log-level", "loud"],
+        ["--io-batch-seconds", "2"],
+        ["--io-batch-seconds", "-0.1"],
+    ],
 )
 def test_invalid_values_are_rejected(argv: list[str]) -> None:
     with pytest.raises(ValidationError):

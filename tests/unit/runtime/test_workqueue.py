@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from notebook_controller.runtime.clock import FakeClock
 from notebook_controller.runtime.ratelimit import ExponentialFailureRateLimiter
-from notebook_controller.runtime.workqueue import ShutDown, WorkQueue
+from notebook_controller.runtime.workqueue import ShutDown, WorkQueue, backlog
 
 
 def make_queue(clock: FakeClock | None = None) -> WorkQueue[str]:
@@ -240,3 +240,19 @@ async def test_metrics_count_adds_depth_and_queue_duration() -> None:
     assert metric("workqueue_depth", queue) == 1
     assert metric("workqueue_queue_duration_seconds_count", queue) == 1
     assert metric("workqueue_queue_duration_seconds_sum", queue) == pytest.approx(0.5)
+
+
+async def test_a_backlog_is_a_key_waiting_for_a_worker_longer_than_asked() -> None:
+    clock = FakeClock()
+    queue, delayed = make_queue(clock), make_queue(clock)
+    both = [queue, delayed]
+    assert not backlog(queues=both)
+    delayed.add_after("later", 5)
+    assert not backlog(queues=both)  # waits for its time, not for a worker
+    queue.add("a")
+    assert backlog(queues=both) and backlog()  # (every queue alive counts)
+    await clock.advance(0.3)
+    assert queue.longest_wait() == pytest.approx(0.3)
+    assert backlog(0.25, both) and not backlog(0.5, both)
+    assert await get_now(queue) == "a"
+    assert not backlog(queues=both)  # in processing, not waiting

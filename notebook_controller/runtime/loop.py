@@ -1,0 +1,73 @@
+"""The controller's event loop, which takes in I/O in rounds.
+
+A notebook on its way up brings a dozen small watch events (its pod, its StatefulSet, its
+status) and the answers to a few requests, spread over seconds. A loop woken for each one pays
+more for the wake-up than for the work. On a node shared with the API server, each wake-up is a
+context switch onto cold caches. With a `batch_interval`, a loop about to wait for I/O first
+lets that interval pass since it last woke. What arrived meanwhile is handled in one round.
+
+- A wait for no time (callbacks are ready) is never delayed: work in hand runs on.
+- A timer due sooner than the interval's end still fires on time.
+- A loop that slept longer than the interval (quiet) wakes at the first byte, as before.
+- No pause while `hurry()` says work is waiting for a worker: then the loop is bound by how
+  fast answers come back, and a pause would only slow the work down. A burst (a thousand
+  notebooks created at once) runs as fast as without pauses.
+- The price is latency: up to `batch_interval` per network round trip.
+
+At 300 notebooks on the way up (`make bench`, runs interleaved), 50 ms took the controller's
+CPU from 3.80 and 3.39 s to 3.07 and 2.97 s, with the StatefulSets there as soon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import time
+from collections.abc import Callable
+
+DEFAULT_BATCH_INTERVAL = 0.05
+"""Seconds (see `Settings.io_batch_seconds`)."""
+
+
+class BatchingSelector(selectors.DefaultSelector):
+    """The platform's default selector (epoll on Linux), which waits at least `interval` between
+    wake-ups unless `hurry()`. `clock` and `sleep` are for tests."""
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        hurry: Callable[[], bool] = lambda: False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.interval = interval
+        self.hurry = hurry
+        self._clock = clock
+        self._sleep = sleep
+        self._woke = -float("inf")
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None or timeout > 0:
+            # The loop has nothing to run until I/O or a timer: let I/O gather until the
+            # interval since the last wake-up is over (but not past the timer).
+            pause = self._woke + self.interval - self._clock()
+            if pause > 0 and not self.hurry():
+                if timeout is not None:
+                    pause = min(pause, timeout)
+                    timeout -= pause
+                self._sleep(pause)
+        ready = super().select(timeout)
+        self._woke = self._clock()
+        return ready
+
+
+def event_loop_factory(
+    batch_interval: float, hurry: Callable[[], bool] = lambda: False
+) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A factory for `asyncio.Runner`: a loop on a `BatchingSelector`, or the default loop
+    when `batch_interval` is 0."""
+    if batch_interval <= 0:
+        return asyncio.new_event_loop
+    return lambda: asyncio.SelectorEventLoop(BatchingSelector(batch_interval, hurry=hurry))
