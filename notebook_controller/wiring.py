@@ -19,8 +19,8 @@ One controller per concern, each with its own queue and its own field manager:
 | status     | notebook events but its status write's echo;   | status (but Idle), Events      |
 |            | StatefulSet (not its replica counts), the SSH  |                                |
 |            | Service, pod (what the status shows of it);    |                                |
-|            | key Secrets with --check-key-secrets (those    |                                |
-|            | but the notebook's 0.25 s after the event)     |                                |
+|            | key Secrets with --check-key-secrets; each     |                                |
+|            | 0.25 s after the event, with those that follow |                                |
 | idle       | notebook events but its status write's echo;   | Idle, lastSshClientActivity,   |
 |            | its pod (state, identity); the policy          | spec pause, Events             |
 |            | ConfigMap (every notebook)                     |                                |

@@ -49,11 +49,9 @@ class Controller:
         log_key: str = "request",
         batch_seconds: float = 0.0,
     ) -> None:
-        """`batch_seconds`: an event of a watched child or mapped object wakes the reconciler
-        that much later, so those that arrive together (a notebook's StatefulSet, its rollout,
-        its pod) are one reconcile (as kube-controller-manager's
-        --endpoint-updates-batch-period). The primary object's own events wake it at once: who
-        changed it waits for its status to follow."""
+        """`batch_seconds`: an event wakes the reconciler that much later, so the events of one
+        change that arrive together (a notebook's StatefulSet, its status, its pod) are one
+        reconcile (as kube-controller-manager's --endpoint-updates-batch-period)."""
         self.name = name
         self.batch_seconds = batch_seconds
         self.reconciler = reconciler
@@ -77,7 +75,7 @@ class Controller:
         delete, and on the updates `predicate(old, new)` lets through (all without one)."""
 
         def enqueue(obj: JsonDict) -> None:
-            self.queue.add(Request.for_object(obj))
+            self.wake(Request.for_object(obj))
 
         def update(old: JsonDict, new: JsonDict) -> None:
             if predicate is None or predicate(old, new):
@@ -136,8 +134,7 @@ class Controller:
         self._watch(informer, FunctionHandler(add=add, update=update, delete=enqueue))
 
     def wake(self, request: Request) -> None:
-        """A child's or mapped object's event concerns `request`: reconcile it (after
-        `batch_seconds`)."""
+        """An event concerns `request`: reconcile it (after `batch_seconds`)."""
         if self.batch_seconds > 0:
             self.queue.add_after(request, self.batch_seconds)
         else:

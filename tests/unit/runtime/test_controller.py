@@ -342,23 +342,6 @@ async def test_events_within_the_batch_period_are_one_reconcile_after_it() -> No
     assert reconciler.calls == [KEY]
 
 
-async def test_the_primarys_own_events_are_not_batched() -> None:
-    clock = FakeClock()
-    reconciler = ScriptedReconciler()
-    controller = make_controller(reconciler, clock)
-    controller.batch_seconds = 0.25
-    primary = RecordingInformer()
-    controller.watch_primary(cast(Informer, primary))
-
-    async def spec_change() -> None:
-        notebook = {"metadata": {"name": "nb", "namespace": "ns"}}
-        primary.handlers[0].on_update(notebook, notebook)
-        await settle()
-        assert reconciler.calls == [KEY]  # at once: who changed it waits for its status
-
-    await run_briefly(controller, [spec_change()])
-
-
 def test_request_is_ordered_and_prints_as_a_key() -> None:
     assert str(Request("ns", "nb")) == "ns/nb"
     assert sorted([Request("b", "a"), Request("a", "b")]) == [Request("a", "b"), Request("b", "a")]
