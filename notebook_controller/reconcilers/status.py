@@ -36,13 +36,10 @@ from notebook_controller.runtime.objects import JsonDict, controller_uid
 from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.runtime.store import Store
 
-STATUS_EVENT_BATCH_SECONDS: Final = 0.25
-"""Events wake the status reconciler this much later (wiring): a new notebook's StatefulSet,
-its status and its pod arrive within it and are one reconcile, not four."""
-READY_MERGE_SECONDS: Final = 1.0 - STATUS_EVENT_BATCH_SECONDS
+READY_MERGE_SECONDS: Final = 1.0
 """Ready turning True waits this long (when coalescing) for the idle reclaimer's first verdict
 on the new pod, which it probes half a second after seeing it Ready (idle.FIRST_PROBE_DELAY):
-both go out in one write, at most a second after the pod's Ready reached the controller."""
+both go out in one write."""
 _BEFORE_READY: Final = frozenset({Reason.NOT_READY.value, Reason.NOT_RUNNING.value})
 
 

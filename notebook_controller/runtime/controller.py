@@ -47,13 +47,8 @@ class Controller:
         workers: int = 2,
         queue: WorkQueue[Request] | None = None,
         log_key: str = "request",
-        batch_seconds: float = 0.0,
     ) -> None:
-        """`batch_seconds`: an event wakes the reconciler that much later, so the events of one
-        change that arrive together (a notebook's StatefulSet, its status, its pod) are one
-        reconcile (as kube-controller-manager's --endpoint-updates-batch-period)."""
         self.name = name
-        self.batch_seconds = batch_seconds
         self.reconciler = reconciler
         self.workers = workers
         self.queue: WorkQueue[Request] = queue if queue is not None else WorkQueue(name)
@@ -75,7 +70,7 @@ class Controller:
         delete, and on the updates `predicate(old, new)` lets through (all without one)."""
 
         def enqueue(obj: JsonDict) -> None:
-            self.wake(Request.for_object(obj))
+            self.queue.add(Request.for_object(obj))
 
         def update(old: JsonDict, new: JsonDict) -> None:
             if predicate is None or predicate(old, new):
@@ -121,7 +116,7 @@ class Controller:
         def enqueue(*objs: JsonDict) -> None:
             for obj in objs:
                 for request in mapper(obj):
-                    self.wake(request)
+                    self.queue.add(request)
 
         def add(obj: JsonDict) -> None:
             if ignore is None or not ignore(obj):
@@ -132,13 +127,6 @@ class Controller:
                 enqueue(old, new)
 
         self._watch(informer, FunctionHandler(add=add, update=update, delete=enqueue))
-
-    def wake(self, request: Request) -> None:
-        """An event concerns `request`: reconcile it (after `batch_seconds`)."""
-        if self.batch_seconds > 0:
-            self.queue.add_after(request, self.batch_seconds)
-        else:
-            self.queue.add(request)
 
     def _watch(self, informer: Informer, handler: FunctionHandler) -> None:
         informer.add_handler(handler)
