@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import selectors
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -42,9 +43,11 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     writer.close()
 
 
-def selector_on(time: Time, reader: socket.socket) -> BatchingSelector:
-    selector = BatchingSelector(INTERVAL, clock=time.clock, sleep=time.sleep)
-    selector.register(reader, 1)  # EVENT_READ
+def selector_on(
+    time: Time, reader: socket.socket, hurry: Callable[[], bool] = lambda: False
+) -> BatchingSelector:
+    selector = BatchingSelector(INTERVAL, hurry=hurry, clock=time.clock, sleep=time.sleep)
+    selector.register(reader, selectors.EVENT_READ)
     return selector
 
 
@@ -82,10 +85,7 @@ def test_no_pause_while_work_waits_for_a_worker(
     reader, writer = pair
     time = Time()
     backlog = [True]
-    selector = BatchingSelector(
-        INTERVAL, hurry=lambda: backlog[0], clock=time.clock, sleep=time.sleep
-    )
-    selector.register(reader, 1)
+    selector = selector_on(time, reader, hurry=lambda: backlog[0])
     selector.select(0)
     writer.send(b"an answer a busy worker waits for")
     assert len(selector.select(None)) == 1
