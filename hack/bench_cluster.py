@@ -280,6 +280,14 @@ class ControllerProcess:
                 found[f"{probe.group(1) if probe else '?'} probe"] += int(float(value))
         return found
 
+    async def gc_seconds(self) -> float:
+        """Time spent in the garbage collector so far (`python_gc_duration_seconds_sum`)."""
+        text = await asyncio.to_thread(self._metrics)
+        return sum(
+            float(found.group(1))
+            for found in re.finditer(r"^python_gc_duration_seconds_sum\{[^}]*\} (\S+)$", text, re.M)
+        )
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -435,6 +443,7 @@ async def run_controller(
             cpu_start = controller.cpu_seconds()
             user_start, system_start = controller.cpu_user_system()
             work_start = await controller.work()
+            gc_start = await controller.gc_seconds()
             watcher.restart_clock()
 
             def create(index: int) -> Callable[[], Awaitable[object]]:
@@ -458,6 +467,7 @@ async def run_controller(
             user_end, system_end = controller.cpu_user_system()
             work = await controller.work()
             work.subtract(work_start)
+            converge_gc = await controller.gc_seconds() - gc_start
             # coalesced "can't tell yet" writes land within ~5 s of Ready, then the audit log
             await asyncio.sleep(SETTLE_SECONDS)
             audit_ready = audit_position()
@@ -516,6 +526,7 @@ async def run_controller(
         f"N={n} controller, per notebook until all Ready: {sum(reconciles.values()) / n:.1f}"
         f" reconciles ({per_notebook(reconciles, n)}), {per_notebook(probes, n) or 'no probe'};"
         f" CPU {user_end - user_start:.1f} s user + {system_end - system_start:.1f} s system"
+        f" ({converge_gc:.2f} s of it garbage collection)"
     )
     say(
         f"N={n} controller, quiet stretch: {dict(sorted(quiet_work.items()))}; steady:"
@@ -547,6 +558,7 @@ async def run_controller(
         "cpu_ms_per_notebook": round(1000 * converge_cpu / n, 1),
         "cpu_user_s": round(user_end - user_start, 2),
         "cpu_system_s": round(system_end - system_start, 2),
+        "gc_s": round(converge_gc, 2),
         # from creation until all Ready: what the CPU went to
         "reconciles_by_controller": dict(sorted(reconciles.items())),
         "probes": dict(sorted(probes.items())),

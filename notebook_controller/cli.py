@@ -13,7 +13,7 @@ from functools import partial
 import structlog
 
 from notebook_controller.logs import configure_logging
-from notebook_controller.runtime import workqueue
+from notebook_controller.runtime import metrics, workqueue
 from notebook_controller.runtime.kube import KubeClient
 from notebook_controller.runtime.leader import LeaderElectionConfig, LeadershipLost
 from notebook_controller.runtime.loop import event_loop_factory
@@ -61,6 +61,7 @@ async def run(settings: Settings, build: Build | None = None) -> int:
         from notebook_controller import wiring
 
         build = wiring.build
+    metrics.observe_gc()
     client = await KubeClient.from_config(settings.kubeconfig)
     async with client:
         manager = Manager(

@@ -6,6 +6,9 @@ without it.
 
 from __future__ import annotations
 
+import gc
+import time
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 
 # `*_created` series are noise for these dashboards and double the exposition size.
@@ -127,3 +130,28 @@ LEADER_ELECTION_STATUS = Gauge(
     ["name"],
     registry=REGISTRY,
 )
+
+# As Go's go_gc_duration_seconds: how long the interpreter stopped for its cyclic garbage
+# collector, by generation (prometheus_client's GC collector counts collections, not time).
+GC_DURATION = Histogram(
+    "python_gc_duration_seconds",
+    "Time spent in the cyclic garbage collector per collection, by generation",
+    ["generation"],
+    buckets=_QUEUE_BUCKETS,
+    registry=REGISTRY,
+)
+_gc_started: list[float] = []
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started.append(time.perf_counter())
+    elif _gc_started:
+        elapsed = time.perf_counter() - _gc_started.pop()
+        GC_DURATION.labels(str(info["generation"])).observe(elapsed)
+
+
+def observe_gc() -> None:
+    """Time every collection into `python_gc_duration_seconds` (once per process)."""
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)

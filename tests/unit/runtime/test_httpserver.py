@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import gc
+import re
 import uuid
 
 import aiohttp
+from prometheus_client import REGISTRY
 
+from notebook_controller.runtime import metrics
 from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.httpserver import HealthServer, parse_address
 from notebook_controller.runtime.reconcile import Request, Result
@@ -59,6 +63,28 @@ async def test_metrics_exports_controller_runtime_names() -> None:
     assert f'workqueue_queue_duration_seconds_count{{name="{name}"}} 1.0' in text
     for family in ("controller_runtime_reconcile_errors_total", "workqueue_retries_total"):
         assert f"# TYPE {family} counter" in text
+
+
+async def test_metrics_time_the_garbage_collector_by_generation() -> None:
+    metrics.observe_gc()
+    metrics.observe_gc()  # once per process, however often it is called
+    gc.disable()  # only the collection asked for below
+    try:
+        before = REGISTRY.get_sample_value("python_gc_duration_seconds_count", {"generation": "2"})
+        gc.collect()
+        server = HealthServer("127.0.0.1:0")
+        await server.start()
+        try:
+            _, text = await fetch(server, "/metrics")
+        finally:
+            await server.stop()
+    finally:
+        gc.enable()
+    count = re.search(r'^python_gc_duration_seconds_count\{generation="2"\} (\S+)$', text, re.M)
+    assert count is not None
+    assert float(count.group(1)) == (before or 0) + 1
+    total = re.search(r'^python_gc_duration_seconds_sum\{generation="2"\} (\S+)$', text, re.M)
+    assert total is not None and float(total.group(1)) > 0
 
 
 def test_parse_address() -> None:
