@@ -10,6 +10,7 @@ of several under one field manager).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -51,7 +52,8 @@ class ChildApplier:
         self.client = client
         self.field_manager = field_manager
         self.clock = clock
-        self._writes: dict[tuple[str, str, str], _Write] = {}
+        # in the order written (a rewrite moves to the end): the expired ones are at the front
+        self._writes: OrderedDict[tuple[str, str, str], _Write] = OrderedDict()
 
     async def apply(
         self, kind: ResourceKind, desired: JsonDict, actual: JsonDict | None
@@ -99,9 +101,14 @@ class ChildApplier:
         return None
 
     def _remember(self, key: tuple[str, str, str], write: _Write) -> None:
-        expired = [k for k, w in self._writes.items() if write.at - w.at >= RECENT_WRITE_SECONDS]
-        for old in expired:
-            del self._writes[old]
+        """Keep `write` and forget those older than RECENT_WRITE_SECONDS (from the front: not a
+        scan of every write, which a thousand notebooks created at once made quadratic)."""
+        self._writes.pop(key, None)
+        while self._writes:
+            oldest = next(iter(self._writes.values()))
+            if write.at - oldest.at < RECENT_WRITE_SECONDS:
+                break
+            self._writes.popitem(last=False)
         self._writes[key] = write
 
 

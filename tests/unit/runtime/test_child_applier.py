@@ -77,6 +77,28 @@ async def test_a_changed_desired_object_is_applied_even_right_after_a_write() ->
     assert len(client.applied) == 2
 
 
+async def test_a_write_is_known_as_ours_for_five_seconds_from_its_latest_apply() -> None:
+    client, clock = RecordingClient(), Clock()
+    applier = ChildApplier(client, "m", clock)  # type: ignore[arg-type]
+    first = workload.statefulset(served(SEED_BASIC))
+    second = workload.statefulset(served(SEED_BASIC.replace("name: notebook-sample", "name: b")))
+    await applier.apply(STATEFULSETS, first, None)  # 101 at 0 s
+    clock.now = 3.0
+    await applier.apply(STATEFULSETS, second, None)  # 102 at 3 s
+    clock.now = 4.0
+    changed = workload.statefulset(
+        served(SEED_BASIC.replace("runMode: running", "runMode: paused"))
+    )
+    await applier.apply(STATEFULSETS, changed, None)  # 103 at 4 s: the first one, again
+    clock.now = 8.5
+    third = workload.statefulset(served(SEED_BASIC.replace("name: notebook-sample", "name: c")))
+    await applier.apply(STATEFULSETS, third, None)  # 104: the write of 3 s ago is forgotten
+    assert not applier.own_write(STATEFULSETS, _cached(second, 102))
+    assert applier.own_write(STATEFULSETS, _cached(changed, 103))
+    assert not applier.own_write(STATEFULSETS, _cached(first, 101))  # replaced by 103
+    assert applier.own_write(STATEFULSETS, _cached(third, 104))
+
+
 def test_soonest_requeue() -> None:
     assert soonest(None, None).requeue_after is None
     assert soonest(3.0, None, 1.5).requeue_after == 1.5
