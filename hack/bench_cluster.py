@@ -263,8 +263,9 @@ class ControllerProcess:
             return str(r.read().decode())
 
     async def work(self) -> Counter[str]:
-        """What it did so far: reconciles by controller (`controller_runtime_reconcile_total`)
-        and Jupyter probes (`notebook_controller_activity_probe_duration_seconds_count`)."""
+        """What it did so far: reconciles by controller (`controller_runtime_reconcile_total`),
+        Jupyter probes (`notebook_controller_activity_probe_duration_seconds_count`) and watch
+        events received by resource (`notebook_controller_informer_watch_events_total`)."""
         text = await asyncio.to_thread(self._metrics)
         found: Counter[str] = Counter()
         for line in text.splitlines():
@@ -278,6 +279,9 @@ class ControllerProcess:
             elif metric == "notebook_controller_activity_probe_duration_seconds_count":
                 probe = re.search(r'probe="([^"]+)"', labels)
                 found[f"{probe.group(1) if probe else '?'} probe"] += int(float(value))
+            elif metric == "notebook_controller_informer_watch_events_total":
+                resource = re.search(r'resource="([^"]+)"', labels)
+                found[f"{resource.group(1) if resource else '?'} event"] += int(float(value))
         return found
 
     async def gc_seconds(self) -> float:
@@ -509,7 +513,8 @@ async def run_controller(
         controller.stop()
     converging = controller_writes(namespace, audit_start, audit_ready)
     probes = Counter({k: v for k, v in work.items() if k.endswith(" probe")})
-    reconciles = work - probes
+    watch_events = Counter({k: v for k, v in work.items() if k.endswith(" event")})
+    reconciles = work - probes - watch_events
     quiet_writes = controller_writes(namespace, audit_ready, audit_end)
     steady_writes = controller_writes(namespace, audit_steady, audit_steady_end)
     events = sum(count for kind, count in converging.items() if kind.startswith("create events"))
@@ -524,7 +529,8 @@ async def run_controller(
     )
     say(
         f"N={n} controller, per notebook until all Ready: {sum(reconciles.values()) / n:.1f}"
-        f" reconciles ({per_notebook(reconciles, n)}), {per_notebook(probes, n) or 'no probe'};"
+        f" reconciles ({per_notebook(reconciles, n)}), {per_notebook(probes, n) or 'no probe'},"
+        f" {sum(watch_events.values()) / n:.1f} watch events ({per_notebook(watch_events, n)});"
         f" CPU {user_end - user_start:.1f} s user + {system_end - system_start:.1f} s system"
         f" ({converge_gc:.2f} s of it garbage collection)"
     )
@@ -562,6 +568,7 @@ async def run_controller(
         # from creation until all Ready: what the CPU went to
         "reconciles_by_controller": dict(sorted(reconciles.items())),
         "probes": dict(sorted(probes.items())),
+        "watch_events": dict(sorted(watch_events.items())),
         "rss_synced_empty_mb": round(idle_rss_kb / 1024, 1),
         "rss_converged_mb": round(rss_kb / 1024, 1),
         # what N notebooks add once converged: caches, queues, per-notebook state

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 import structlog
 
+from notebook_controller.runtime import metrics
 from notebook_controller.runtime.backoff import Backoff
 from notebook_controller.runtime.kube import ApiError, KubeClient, ResourceKind
 from notebook_controller.runtime.objects import JsonDict
@@ -176,6 +177,10 @@ class Informer:
         self._synced = asyncio.Event()
         self.relists = 0
         self.watches_started = 0
+        self._events_by_type = {
+            event_type: metrics.INFORMER_EVENTS.labels(kind.plural, event_type)
+            for event_type in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
+        }
         self._log = log.bind(
             kind=kind.kind, label_selector=label_selector, field_selector=field_selector
         )
@@ -292,7 +297,10 @@ class Informer:
         return received
 
     def _apply(self, scope: _Scope, event: JsonDict) -> None:
-        event_type = event.get("type")
+        event_type = str(event.get("type"))
+        counter = self._events_by_type.get(event_type)
+        if counter is not None:
+            counter.inc()
         obj: JsonDict = event.get("object") or {}
         if event_type == "ERROR":
             status = ApiError.from_status(obj)

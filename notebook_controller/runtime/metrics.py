@@ -123,6 +123,13 @@ WORKQUEUE_RETRIES = Counter(
     registry=REGISTRY,
 )
 
+INFORMER_EVENTS = Counter(
+    "notebook_controller_informer_watch_events",
+    "Watch events an informer received, by resource and event type",
+    ["resource", "type"],
+    registry=REGISTRY,
+)
+
 LEADER_ELECTION_STATUS = Gauge(
     "leader_election_master_status",
     "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, "

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 
 from notebook_controller.runtime.backoff import Backoff
 from notebook_controller.runtime.informer import Informer, label_indexer
@@ -67,6 +69,22 @@ async def converge(informer: Informer, kube: KubeClient, namespace: str, within:
         await asyncio.sleep(0.3)
 
 
+def watch_events(resource: str) -> Counter[str]:
+    """`notebook_controller_informer_watch_events_total` by type, for `resource`."""
+    return Counter(
+        {
+            event_type: int(value)
+            for event_type in ("ADDED", "MODIFIED", "DELETED")
+            if (
+                value := REGISTRY.get_sample_value(
+                    "notebook_controller_informer_watch_events_total",
+                    {"resource": resource, "type": event_type},
+                )
+            )
+        }
+    )
+
+
 def names(objs: list[dict[str, Any]]) -> list[str]:
     return sorted(o["metadata"]["name"] for o in objs)
 
@@ -89,6 +107,7 @@ async def test_lists_then_watches_with_selector_and_indexes(
     )
     recorder = Recorder()
     informer.add_handler(recorder)
+    events_before = watch_events("configmaps")
     async with running(informer):
         assert informer.has_synced
         assert recorder.added == ["before"]
@@ -106,6 +125,10 @@ async def test_lists_then_watches_with_selector_and_indexes(
         assert names(informer.store.by_index("by-app", "two")) == ["before"]
         assert informer.store.by_index("by-app", "one") == []
         assert "unlabelled" not in recorder.added
+    # the listing is no watch event; each change after it is one, counted by type
+    assert watch_events("configmaps") - events_before == Counter(
+        {"ADDED": 1, "MODIFIED": 1, "DELETED": 1}
+    )
 
 
 async def test_silent_watch_reconnects_without_relisting(kube: KubeClient, namespace: str) -> None:
