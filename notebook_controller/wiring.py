@@ -19,7 +19,8 @@ One controller per concern, each with its own queue and its own field manager:
 | status     | notebook events but its status write's echo;   | status (but Idle), Events      |
 |            | StatefulSet (not its replica counts), the SSH  |                                |
 |            | Service, pod (what the status shows of it);    |                                |
-|            | key Secrets with --check-key-secrets           |                                |
+|            | key Secrets with --check-key-secrets (those    |                                |
+|            | but the notebook's 0.25 s after the event)     |                                |
 | idle       | notebook events but its status write's echo;   | Idle, lastSshClientActivity,   |
 |            | its pod (state, identity); the policy          | spec pause, Events             |
 |            | ConfigMap (every notebook)                     |                                |
@@ -49,7 +50,11 @@ from notebook_controller.reconcilers.notebooks import (
 )
 from notebook_controller.reconcilers.services import ServicesReconciler
 from notebook_controller.reconcilers.ssh import SSHReconciler
-from notebook_controller.reconcilers.status import StatusReconciler, statefulset_news
+from notebook_controller.reconcilers.status import (
+    STATUS_EVENT_BATCH_SECONDS,
+    StatusReconciler,
+    statefulset_news,
+)
 from notebook_controller.reconcilers.status import pod_news as status_pod_news
 from notebook_controller.reconcilers.workload import RefusedWorkloads, WorkloadReconciler
 from notebook_controller.runtime.apply import SharedStatus
@@ -219,8 +224,14 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
         manager.add_informer(created)
         return created
 
-    def controller(name: str, reconciler: Reconciler) -> Controller:
-        created = Controller(name, reconciler, workers=settings.workers, log_key="notebook")
+    def controller(name: str, reconciler: Reconciler, batch_seconds: float = 0.0) -> Controller:
+        created = Controller(
+            name,
+            reconciler,
+            workers=settings.workers,
+            log_key="notebook",
+            batch_seconds=batch_seconds,
+        )
         manager.add_controller(created)
         return created
 
@@ -285,6 +296,7 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
             coalesce_seconds=settings.status_coalesce_seconds,
             shared=notebook_statuses,
         ),
+        batch_seconds=STATUS_EVENT_BATCH_SECONDS,
     )
     # the echo of a status write (ours, or the idle reclaimer's under the same manager) is news
     # to no one: whoever wrote it read what it says

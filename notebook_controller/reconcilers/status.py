@@ -36,10 +36,14 @@ from notebook_controller.runtime.objects import JsonDict, controller_uid
 from notebook_controller.runtime.reconcile import Request, Result
 from notebook_controller.runtime.store import Store
 
-READY_MERGE_SECONDS: Final = 1.0
+STATUS_EVENT_BATCH_SECONDS: Final = 0.25
+"""The children's events wake the status reconciler this much later (wiring): a new notebook's
+StatefulSet, its rollout and its pod arrive within it and are one reconcile, not three. The
+notebook's own events wake it at once (a spec change shows in the status at once)."""
+READY_MERGE_SECONDS: Final = 1.0 - STATUS_EVENT_BATCH_SECONDS
 """Ready turning True waits this long (when coalescing) for the idle reclaimer's first verdict
 on the new pod, which it probes half a second after seeing it Ready (idle.FIRST_PROBE_DELAY):
-both go out in one write."""
+both go out in one write, at most a second after the pod's Ready reached the controller."""
 _BEFORE_READY: Final = frozenset({Reason.NOT_READY.value, Reason.NOT_RUNNING.value})
 
 

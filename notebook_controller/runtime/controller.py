@@ -47,8 +47,15 @@ class Controller:
         workers: int = 2,
         queue: WorkQueue[Request] | None = None,
         log_key: str = "request",
+        batch_seconds: float = 0.0,
     ) -> None:
+        """`batch_seconds`: an event of a watched child or mapped object wakes the reconciler
+        that much later, so those that arrive together (a notebook's StatefulSet, its rollout,
+        its pod) are one reconcile (as kube-controller-manager's
+        --endpoint-updates-batch-period). The primary object's own events wake it at once: who
+        changed it waits for its status to follow."""
         self.name = name
+        self.batch_seconds = batch_seconds
         self.reconciler = reconciler
         self.workers = workers
         self.queue: WorkQueue[Request] = queue if queue is not None else WorkQueue(name)
@@ -116,7 +123,7 @@ class Controller:
         def enqueue(*objs: JsonDict) -> None:
             for obj in objs:
                 for request in mapper(obj):
-                    self.queue.add(request)
+                    self.wake(request)
 
         def add(obj: JsonDict) -> None:
             if ignore is None or not ignore(obj):
@@ -127,6 +134,14 @@ class Controller:
                 enqueue(old, new)
 
         self._watch(informer, FunctionHandler(add=add, update=update, delete=enqueue))
+
+    def wake(self, request: Request) -> None:
+        """A child's or mapped object's event concerns `request`: reconcile it (after
+        `batch_seconds`)."""
+        if self.batch_seconds > 0:
+            self.queue.add_after(request, self.batch_seconds)
+        else:
+            self.queue.add(request)
 
     def _watch(self, informer: Informer, handler: FunctionHandler) -> None:
         informer.add_handler(handler)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from notebook_controller.api.models import NAME_LABEL
@@ -16,7 +17,7 @@ from notebook_controller.builders.names import (
     ssh_service_name,
 )
 from notebook_controller.reconcilers.notebooks import NOTEBOOKS, PART_IDLE, PART_STATUS
-from notebook_controller.reconcilers.status import StatusReconciler
+from notebook_controller.reconcilers.status import STATUS_EVENT_BATCH_SECONDS, StatusReconciler
 from notebook_controller.runtime.apply import SharedStatus
 from notebook_controller.runtime.controller import Controller
 from notebook_controller.runtime.informer import Informer
@@ -99,6 +100,10 @@ class Wired:
         build(manager, client, Settings.load([], {}))
         self.informers: dict[str, Informer] = {i.kind.kind: i for i in manager.informers}
         self.controllers: dict[str, Controller] = {c.name: c for c in manager.controllers}
+        # events wake some controllers after a batch period (Controller.wake): seen here at once
+        self._woken: set[str] = set()
+        for controller in self.controllers.values():
+            controller.wake = partial(self._wake, controller.name)  # type: ignore[method-assign]
         status = self.controllers["status"].reconciler
         assert isinstance(status, StatusReconciler)
         self.shared: SharedStatus = status.shared
@@ -119,9 +124,13 @@ class Wired:
             informer._dispatch("on_update", old, obj)
         return obj
 
+    def _wake(self, name: str, request: Request) -> None:
+        assert request == REQUEST
+        self._woken.add(name)
+
     async def woken(self) -> set[str]:
-        """The controllers with a key waiting, whose queues are then emptied."""
-        names = set()
+        """The controllers an event woke or with a key waiting, whose queues are then emptied."""
+        names, self._woken = self._woken, set()
         for name, controller in self.controllers.items():
             while len(controller.queue):
                 key = await controller.queue.get()
@@ -259,3 +268,12 @@ async def test_a_new_pod_wakes_the_ssh_reconciler_only_when_its_notebook_has_ssh
     assert "ssh" in await wired.woken()
     wired.deliver("Pod", edited(POD, "11", metadata__uid="pod-2"))  # the StatefulSet's next pod
     assert "ssh" in await wired.woken()
+
+
+async def test_events_wake_the_status_reconciler_after_its_batch_period_the_others_at_once() -> (
+    None
+):
+    wired = await Wired.start()
+    batches = {name: c.batch_seconds for name, c in wired.controllers.items()}
+    assert batches == {"workload": 0, "services": 0, "ssh": 0, "idle": 0,
+                       "status": STATUS_EVENT_BATCH_SECONDS}  # fmt: skip

@@ -14,6 +14,7 @@ from notebook_controller.idle.jupyter import JupyterActivity
 from notebook_controller.idle.policy_source import PolicySource
 from notebook_controller.reconcilers.idle import CONFLICT_RETRY_SECONDS, IdleReconciler
 from notebook_controller.reconcilers.notebooks import NOTEBOOKS, PART_IDLE
+from notebook_controller.reconcilers.status import READY_MERGE_SECONDS
 from notebook_controller.runtime.apply import StatusApplier
 from notebook_controller.runtime.kinds import SERVICES
 from notebook_controller.runtime.kube import KubeClient
@@ -271,11 +272,11 @@ async def test_coalescing_holds_the_way_up_but_not_a_ready_notebooks_news() -> N
     assert world.writes() == []  # the way up: held
 
     await world.run_pod(ready=True)  # no SSH Service yet: the services reconciler is behind
-    assert (await status.reconcile(REQUEST)) == Result(requeue_after=1.0)
+    assert (await status.reconcile(REQUEST)) == Result(requeue_after=READY_MERGE_SECONDS)
     assert [w for w in world.writes() if w[1] == "Notebook"] == []
     clock[0] += timedelta(seconds=1)
     assert (await status.reconcile(REQUEST)) == Result()
-    assert conditions(world)["Ready"]["status"] == "True"  # a second later, window or not
+    assert conditions(world)["Ready"]["status"] == "True"  # within a second, window or not
     assert "nodePort" not in (world.notebook()["status"].get("ssh") or {})
 
     await world.services_reconciler.reconcile(REQUEST)  # the SSH Service appears
@@ -303,7 +304,7 @@ async def test_ready_and_the_first_idle_verdict_go_out_in_one_write() -> None:
     idle = idle_reconciler(world, T0, Busy())
     await running_notebook(world)
     world.api.reset_writes()
-    assert (await status.reconcile(REQUEST)) == Result(requeue_after=1.0)
+    assert (await status.reconcile(REQUEST)) == Result(requeue_after=READY_MERGE_SECONDS)
     await idle.reconcile(REQUEST)
     assert [w for w in world.writes() if w[1] == "Notebook"] == [
         ("apply-status", "Notebook", STATUS_MANAGER)
@@ -366,7 +367,9 @@ async def test_ready_waits_not_for_a_verdict_the_idle_reclaimer_holds_back() -> 
     idle = idle_reconciler(world, T0, Unanswered())
     await running_notebook(world)
     world.api.reset_writes()
-    assert (await status.reconcile(REQUEST)) == Result(requeue_after=1.0)  # waits for idle
+    assert (await status.reconcile(REQUEST)) == Result(
+        requeue_after=READY_MERGE_SECONDS
+    )  # waits for idle
     await idle.reconcile(REQUEST)
     assert [w for w in world.writes() if w[1] == "Notebook"] == []  # held back, offered
     assert (REQUEST, PART_IDLE) in told
@@ -387,5 +390,5 @@ async def test_ready_still_waits_when_what_is_offered_judged_the_pod_before_it_w
     not_ready = {**IDLE, "status": "Unknown", "reason": "NotReady"}
     world.statuses.offer(REQUEST, PART_IDLE, {"conditions": [not_ready]})
     world.api.reset_writes()
-    assert (await status.reconcile(REQUEST)) == Result(requeue_after=1.0)
+    assert (await status.reconcile(REQUEST)) == Result(requeue_after=READY_MERGE_SECONDS)
     assert world.writes() == []

@@ -319,6 +319,46 @@ async def test_watch_primary_and_watch_mapped() -> None:
     assert await drain(controller) == [Request("ns", "a"), Request("ns", "x"), Request("ns", "y")]
 
 
+async def test_events_within_the_batch_period_are_one_reconcile_after_it() -> None:
+    clock = FakeClock()
+    reconciler = ScriptedReconciler()
+    controller = make_controller(reconciler, clock)
+    controller.batch_seconds = 0.25
+    owned, mapped = RecordingInformer(), RecordingInformer()
+    controller.watch_owned(cast(Informer, owned), NOTEBOOK_KIND)
+    controller.watch_mapped(cast(Informer, mapped), lambda obj: [KEY])
+
+    async def events() -> None:
+        owned.handlers[0].on_add(child("Notebook"))  # its StatefulSet
+        await clock.advance(0.1)
+        mapped.handlers[0].on_add({"metadata": {"name": "nb-0", "namespace": "ns"}})  # its pod
+        await clock.advance(0.1)
+        owned.handlers[0].on_update(child("Notebook"), child("Notebook"))
+        await settle()
+        assert reconciler.calls == []  # the first event's batch period isn't over
+        await clock.advance(0.05)
+
+    await run_briefly(controller, [events()])
+    assert reconciler.calls == [KEY]
+
+
+async def test_the_primarys_own_events_are_not_batched() -> None:
+    clock = FakeClock()
+    reconciler = ScriptedReconciler()
+    controller = make_controller(reconciler, clock)
+    controller.batch_seconds = 0.25
+    primary = RecordingInformer()
+    controller.watch_primary(cast(Informer, primary))
+
+    async def spec_change() -> None:
+        notebook = {"metadata": {"name": "nb", "namespace": "ns"}}
+        primary.handlers[0].on_update(notebook, notebook)
+        await settle()
+        assert reconciler.calls == [KEY]  # at once: who changed it waits for its status
+
+    await run_briefly(controller, [spec_change()])
+
+
 def test_request_is_ordered_and_prints_as_a_key() -> None:
     assert str(Request("ns", "nb")) == "ns/nb"
     assert sorted([Request("b", "a"), Request("a", "b")]) == [Request("a", "b"), Request("b", "a")]
