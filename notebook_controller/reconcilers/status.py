@@ -40,10 +40,11 @@ STATUS_EVENT_BATCH_SECONDS: Final = 0.25
 """The children's events wake the status reconciler this much later (wiring): a new notebook's
 StatefulSet, its rollout and its pod arrive within it and are one reconcile, not three. The
 notebook's own events wake it at once (a spec change shows in the status at once)."""
-READY_MERGE_SECONDS: Final = 1.0 - STATUS_EVENT_BATCH_SECONDS
+READY_MERGE_SECONDS: Final = 0.625
 """Ready turning True waits this long (when coalescing) for the idle reclaimer's first verdict
 on the new pod, which it probes half a second after seeing it Ready (idle.FIRST_PROBE_DELAY):
-both go out in one write, at most a second after the pod's Ready reached the controller."""
+both go out in one write, within a second of the pod's Ready reaching the controller (the
+batch period, this, and the write's round trip: up to one of the event loop's 0.1 s rounds)."""
 _BEFORE_READY: Final = frozenset({Reason.NOT_READY.value, Reason.NOT_RUNNING.value})
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from notebook_controller.cli import backlog_seconds
 from notebook_controller.settings import Settings
 
 
@@ -10,11 +11,16 @@ def test_defaults_outside_a_cluster() -> None:
     settings = Settings.load([], {})
     assert settings.namespaces == []
     assert settings.workers == 8
-    assert settings.io_batch_seconds == 0.05
+    assert settings.io_batch_seconds == 0.1
     assert settings.leader_elect is False
     assert settings.lease_name == "notebook-controller"
     assert settings.health_address == "127.0.0.1:8081"
     assert settings.idle_policy_configmap == "notebook-controller-idle-policy"
+
+
+def test_the_loops_pauses_end_once_a_key_waited_two_and_a_half_rounds_for_a_worker() -> None:
+    assert backlog_seconds(Settings.load([], {})) == 0.25
+    assert backlog_seconds(Settings.load(["--io-batch-seconds", "0.05"], {})) == 0.125
 
 
 def test_in_cluster_listens_on_all_interfaces() -> None:
