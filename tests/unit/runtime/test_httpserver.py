@@ -30,6 +30,16 @@ async def fetch(server: HealthServer, path: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
+async def scrape() -> tuple[int, str]:
+    """GET /metrics from a health server started for it."""
+    server = HealthServer("127.0.0.1:0")
+    await server.start()
+    try:
+        return await fetch(server, "/metrics")
+    finally:
+        await server.stop()
+
+
 async def test_readyz_fails_until_its_checks_pass() -> None:
     synced = False
     server = HealthServer("127.0.0.1:0", readiness={"informers-synced": lambda: synced})
@@ -49,12 +59,7 @@ async def test_metrics_exports_controller_runtime_names() -> None:
     controller = Controller(name, Noop(), queue=WorkQueue(name))
     controller.queue.add(Request("ns", "a"))
     await controller.reconcile_one(await controller.queue.get())
-    server = HealthServer("127.0.0.1:0")
-    await server.start()
-    try:
-        status, text = await fetch(server, "/metrics")
-    finally:
-        await server.stop()
+    status, text = await scrape()
     assert status == 200
     assert f'controller_runtime_reconcile_total{{controller="{name}",result="success"}} 1.0' in text
     assert f'controller_runtime_reconcile_time_seconds_count{{controller="{name}"}} 1.0' in text
@@ -72,12 +77,7 @@ async def test_metrics_time_the_garbage_collector_by_generation() -> None:
     try:
         before = REGISTRY.get_sample_value("python_gc_duration_seconds_count", {"generation": "2"})
         gc.collect()
-        server = HealthServer("127.0.0.1:0")
-        await server.start()
-        try:
-            _, text = await fetch(server, "/metrics")
-        finally:
-            await server.stop()
+        _, text = await scrape()
     finally:
         gc.enable()
     count = re.search(r'^python_gc_duration_seconds_count\{generation="2"\} (\S+)$', text, re.M)
