@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from typing import Any, Final
 
 # Items of these lists are matched by key, not position (the server keeps list-map items that
@@ -43,12 +43,14 @@ def parse_quantity(value: object) -> Decimal | None:
     number, suffix = match.groups()
     try:
         amount = Decimal(number)
-    except InvalidOperation:
+        if suffix in _BINARY_SUFFIXES:
+            return amount * (Decimal(1024) ** _BINARY_SUFFIXES[suffix])
+        if suffix in _DECIMAL_SUFFIXES:
+            return amount.scaleb(_DECIMAL_SUFFIXES[suffix])
+    except DecimalException:
+        # beyond what decimal arithmetic holds: no quantity (a hash such as "0123e4567890"
+        # reads like one, and the workload reconciler compared it on every change)
         return None
-    if suffix in _BINARY_SUFFIXES:
-        return amount * (Decimal(1024) ** _BINARY_SUFFIXES[suffix])
-    if suffix in _DECIMAL_SUFFIXES:
-        return amount.scaleb(_DECIMAL_SUFFIXES[suffix])
     return None
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from notebook_controller.api.models import Notebook
 from notebook_controller.builders import services, workload
+from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION
 from notebook_controller.runtime.diff import covers, needs_apply, parse_quantity
 from tests.unit.builders.seeds import SEED_GPU, SEED_SSH, with_spec
 from tests.unit.builders.seeds import served as served_notebook
@@ -50,6 +51,21 @@ def test_quantities_compare_by_value() -> None:
     assert parse_quantity(30) == parse_quantity("30")
     assert parse_quantity("1e3") == parse_quantity("1k")
     assert parse_quantity("t9kpublic/x:latest") is None
+    assert parse_quantity("12e4567890") is None  # beyond decimal arithmetic: no quantity
+
+
+def test_a_hash_that_reads_as_a_huge_number_is_compared_as_text(gpu: Notebook) -> None:
+    desired = workload.statefulset(gpu)
+    served = _as_served(desired)
+    served["metadata"]["annotations"] = {
+        **served["metadata"]["annotations"],
+        APPLIED_HASH_ANNOTATION: "0123e45678901234",
+    }
+    desired["metadata"]["annotations"] = {
+        **desired["metadata"]["annotations"],
+        APPLIED_HASH_ANNOTATION: "9876e54321098765",
+    }
+    assert needs_apply(desired, served)  # not an error, and a different hash
 
 
 def test_a_served_object_with_defaults_needs_no_apply(gpu: Notebook) -> None:
