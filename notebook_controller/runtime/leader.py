@@ -27,6 +27,9 @@ log = structlog.get_logger(__name__)
 
 _JITTER = 1.2
 _CALL_ERRORS = (ApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError)
+RELEASE_ATTEMPTS = 3
+"""Reads and writes of the lease on release: a renewal cut short by the shutdown may land after
+the read, and the write then conflicts."""
 
 
 class LeadershipLost(Exception):
@@ -112,29 +115,41 @@ class LeaderElector:
             return
         self.is_leader = False
         self._status.set(0)
+        for attempt in range(1, RELEASE_ATTEMPTS + 1):
+            try:
+                if await self._release_once():
+                    self._log.info("released the lease")
+                return
+            except ApiError as error:
+                if error.is_conflict and attempt < RELEASE_ATTEMPTS:
+                    continue  # a renewal cut short by the shutdown landed after our read
+                self._log.warning("could not release the lease", error=repr(error))
+                return
+            except _CALL_ERRORS as error:
+                self._log.warning("could not release the lease", error=repr(error))
+                return
+
+    async def _release_once(self) -> bool:
+        """Read the lease again and hand it back if it is still ours (False: it isn't)."""
         config = self.config
-        try:
-            async with asyncio.timeout(config.request_timeout):
-                # Read it again: a renewal cut short by the shutdown may have changed it.
-                lease = await self.client.get(LEASES, config.lease_namespace, config.lease_name)
-                if lease is None or (lease.get("spec") or {}).get("holderIdentity") != (
-                    config.identity
-                ):
-                    return
-                now = rfc3339_micro(utcnow())
-                released = {
-                    **lease["spec"],
-                    "holderIdentity": None,
-                    "leaseDurationSeconds": 1,
-                    "acquireTime": now,
-                    "renewTime": now,
-                }
-                await self.client.update(
-                    LEASES, config.lease_namespace, config.lease_name, {**lease, "spec": released}
-                )
-            self._log.info("released the lease")
-        except _CALL_ERRORS as error:
-            self._log.warning("could not release the lease", error=repr(error))
+        async with asyncio.timeout(config.request_timeout):
+            lease = await self.client.get(LEASES, config.lease_namespace, config.lease_name)
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != (
+                config.identity
+            ):
+                return False
+            now = rfc3339_micro(utcnow())
+            released = {
+                **lease["spec"],
+                "holderIdentity": None,
+                "leaseDurationSeconds": 1,
+                "acquireTime": now,
+                "renewTime": now,
+            }
+            await self.client.update(
+                LEASES, config.lease_namespace, config.lease_name, {**lease, "spec": released}
+            )
+        return True
 
     # --- internals ------------------------------------------------------------------------
 

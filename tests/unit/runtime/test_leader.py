@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from aiohttp import web
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from notebook_controller.runtime.kube import KubeClient
@@ -86,3 +88,63 @@ async def test_acquire_keeps_retrying_while_the_server_is_unreachable(
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(elector.acquire(), timeout=1.5)
         assert not elector.is_leader
+
+
+@pytest.fixture
+async def lease_server() -> AsyncIterator[tuple[int, list[dict[str, Any]]]]:
+    """A Lease held by "me" whose first write conflicts (a renewal landed after the read), as
+    the API server answers; every PUT body is recorded."""
+    puts: list[dict[str, Any]] = []
+    version = {"value": 7}
+
+    def lease() -> dict[str, Any]:
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": "lease",
+                "namespace": "ns",
+                "resourceVersion": str(version["value"]),
+            },
+            "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15},
+        }
+
+    async def get(_: web.Request) -> web.Response:
+        return web.json_response(lease())
+
+    async def put(request: web.Request) -> web.Response:
+        body = await request.json()
+        puts.append(body)
+        if len(puts) == 1:
+            version["value"] += 1  # the late renewal
+            status = {"kind": "Status", "status": "Failure", "reason": "Conflict", "code": 409,
+                      "message": "the object has been modified"}  # fmt: skip
+            return web.json_response(status, status=409)
+        return web.json_response(body)
+
+    app = web.Application()
+    path = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/lease"
+    app.router.add_get(path, get)
+    app.router.add_put(path, put)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    yield port, puts
+    await runner.cleanup()
+
+
+async def test_release_reads_again_and_retries_when_a_late_renewal_conflicts(
+    lease_server: tuple[int, list[dict[str, Any]]],
+) -> None:
+    port, puts = lease_server
+    async with client_for(port) as client:
+        elector = LeaderElector(client, CONFIG)
+        elector.is_leader = True
+        await elector.release()
+    assert len(puts) == 2
+    assert [put["metadata"]["resourceVersion"] for put in puts] == ["7", "8"]
+    assert puts[-1]["spec"]["holderIdentity"] is None
+    assert puts[-1]["spec"]["leaseDurationSeconds"] == 1
+    assert not elector.is_leader
