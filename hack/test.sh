@@ -38,4 +38,4 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$venv/bin/python" -m pytest tests -q -ra "$@"
+"$venv/bin/python" -m pytest -q -ra "$@"  # no path: pyproject's testpaths (tests/)
