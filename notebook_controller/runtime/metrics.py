@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
 
 # `*_created` series are noise for these dashboards and double the exposition size.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -138,27 +141,43 @@ LEADER_ELECTION_STATUS = Gauge(
     registry=REGISTRY,
 )
 
+
 # As Go's go_gc_duration_seconds: how long the interpreter stopped for its cyclic garbage
-# collector, by generation (prometheus_client's GC collector counts collections, not time).
-GC_DURATION = Histogram(
-    "python_gc_duration_seconds",
-    "Time spent in the cyclic garbage collector per collection, by generation",
-    ["generation"],
-    buckets=_QUEUE_BUCKETS,
-    registry=REGISTRY,
-)
-_gc_started: list[float] = []
+# collector, by generation (prometheus_client's GC collector counts collections, not time). The
+# callback runs inside a collection, which may start while this thread holds a metric's lock
+# (a scrape copying a metric's children): it only adds to plain numbers, read at scrape time.
+class _GcTimes(Collector):
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.seconds[generation] += time.perf_counter() - self._started
+            self.collections[generation] += 1
+
+    def collect(self) -> Iterable[Metric]:
+        family = SummaryMetricFamily(
+            "python_gc_duration_seconds",
+            "Time spent in the cyclic garbage collector, by generation",
+            labels=["generation"],
+        )
+        for generation, count in enumerate(self.collections):
+            family.add_metric(
+                [str(generation)], count_value=count, sum_value=self.seconds[generation]
+            )
+        yield family
 
 
-def _on_gc(phase: str, info: dict[str, int]) -> None:
-    if phase == "start":
-        _gc_started.append(time.perf_counter())
-    elif _gc_started:
-        elapsed = time.perf_counter() - _gc_started.pop()
-        GC_DURATION.labels(str(info["generation"])).observe(elapsed)
+_GC_TIMES = _GcTimes()
 
 
 def observe_gc() -> None:
     """Time every collection into `python_gc_duration_seconds` (once per process)."""
-    if _on_gc not in gc.callbacks:
-        gc.callbacks.append(_on_gc)
+    if _GC_TIMES.on_gc not in gc.callbacks:
+        gc.callbacks.append(_GC_TIMES.on_gc)
+        REGISTRY.register(_GC_TIMES)
