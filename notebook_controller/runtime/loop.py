@@ -17,7 +17,8 @@ lets that interval pass since it last woke. What arrived meanwhile is handled in
 At 300 notebooks on the way up (`make bench`, runs interleaved), 50 ms took the controller's
 CPU from 3.80 and 3.39 s to 3.07 and 2.97 s, with the StatefulSets there as soon. At 1000,
 100 ms rounds with no pause once a key has waited 2.5 rounds for a worker took it from 10.3 s
-(50 ms, half a second) to 9.0 s, and 100 notebooks' StatefulSets were there as soon as the bare
+(50 ms, half a second) to 9.0 s in single runs (runs of the same code differ by up to a fifth
+on the shared bench machine), and 100 notebooks' StatefulSets were there as soon as the bare
 client's.
 """
 
