@@ -264,8 +264,9 @@ class ControllerProcess:
 
     async def work(self) -> Counter[str]:
         """What it did so far: reconciles by controller (`controller_runtime_reconcile_total`),
-        Jupyter probes (`notebook_controller_activity_probe_duration_seconds_count`) and watch
-        events received by resource (`notebook_controller_informer_watch_events_total`)."""
+        Jupyter probes (`notebook_controller_activity_probe_duration_seconds_count`), watch
+        events received by resource (`notebook_controller_informer_watch_events_total`) and
+        milliseconds in the garbage collector ("gc ms", `python_gc_duration_seconds_sum`)."""
         text = await asyncio.to_thread(self._metrics)
         found: Counter[str] = Counter()
         for line in text.splitlines():
@@ -282,15 +283,9 @@ class ControllerProcess:
             elif metric == "notebook_controller_informer_watch_events_total":
                 resource = re.search(r'resource="([^"]+)"', labels)
                 found[f"{resource.group(1) if resource else '?'} event"] += int(float(value))
+            elif metric == "python_gc_duration_seconds_sum":
+                found["gc ms"] += round(1000 * float(value))
         return found
-
-    async def gc_seconds(self) -> float:
-        """Time spent in the garbage collector so far (`python_gc_duration_seconds_sum`)."""
-        text = await asyncio.to_thread(self._metrics)
-        return sum(
-            float(found.group(1))
-            for found in re.finditer(r"^python_gc_duration_seconds_sum\{[^}]*\} (\S+)$", text, re.M)
-        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -447,7 +442,6 @@ async def run_controller(
             cpu_start = controller.cpu_seconds()
             user_start, system_start = controller.cpu_user_system()
             work_start = await controller.work()
-            gc_start = await controller.gc_seconds()
             watcher.restart_clock()
 
             def create(index: int) -> Callable[[], Awaitable[object]]:
@@ -471,7 +465,7 @@ async def run_controller(
             user_end, system_end = controller.cpu_user_system()
             work = await controller.work()
             work.subtract(work_start)
-            converge_gc = await controller.gc_seconds() - gc_start
+            converge_gc = work.pop("gc ms", 0) / 1000
             # coalesced "can't tell yet" writes land within ~5 s of Ready, then the audit log
             await asyncio.sleep(SETTLE_SECONDS)
             audit_ready = audit_position()
