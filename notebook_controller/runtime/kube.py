@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,6 +22,7 @@ import orjson
 import structlog
 from yarl import URL
 
+from notebook_controller.runtime.http1 import Answer, Http1Pool
 from notebook_controller.runtime.kubeconfig import (
     SERVICE_ACCOUNT_DIR,
     Configuration,
@@ -47,6 +50,8 @@ PATCH_CONTENT_TYPES: Mapping[str, str] = {
 }
 # stdout, stderr and the error channel, whose final Status tells the exit.
 _EXEC_CHANNELS = (1, 2, 3)
+# methods sent with a Content-Length even without a body (Go's server wants one on a POST)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SERVICE_ACCOUNT_TOKEN = SERVICE_ACCOUNT_DIR / "token"
 
 
@@ -166,6 +171,13 @@ class KubeClient:
         self.configuration: Configuration = configuration
         self.timeout = timeout
         self._http: aiohttp.ClientSession | None = None
+        # plain exchanges (`request`, `raw_get`) on lean kept-alive connections, unless through
+        # an HTTP proxy (then aiohttp, which tunnels)
+        self._pool: Http1Pool | None = None
+        if not configuration.proxy:
+            self._pool = Http1Pool(
+                configuration.host, server_hostname=configuration.tls_server_name
+            )
 
     @classmethod
     async def from_config(
@@ -194,6 +206,8 @@ class KubeClient:
         return self._http
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
         if self._http is not None:
             await self._http.close()
         if self._adopted is not None:
@@ -218,21 +232,12 @@ class KubeClient:
         call_timeout: float | None = None,
     ) -> JsonDict:
         """One request whose answer is read whole and parsed as JSON."""
-        response = await self._call(
-            method,
-            path,
-            query=query,
-            body=body,
-            content_type=content_type,
-            client_timeout=aiohttp.ClientTimeout(total=call_timeout or self.timeout),
-        )
-        async with response:
-            data = await response.read()
-        if not 200 <= response.status <= 299:
-            raise error_from_body(response.status, response.reason or "", data)
-        parsed: Any = orjson.loads(data) if data else {}
+        answer = await self._exchange(method, path, query, body, content_type, call_timeout)
+        if not 200 <= answer.status <= 299:
+            raise error_from_body(answer.status, answer.reason, answer.body)
+        parsed: Any = orjson.loads(answer.body) if answer.body else {}
         if not isinstance(parsed, dict):
-            raise ApiError(response.status, "UnexpectedBody", f"expected an object from {path}")
+            raise ApiError(answer.status, "UnexpectedBody", f"expected an object from {path}")
         return parsed
 
     async def raw_get(
@@ -249,17 +254,51 @@ class KubeClient:
         and body come back unchanged). `call_timeout` bounds the whole exchange; transport
         failures raise (aiohttp.ClientError, OSError, TimeoutError).
         """
-        response = await self._call(
-            "GET",
-            path,
-            query=query,
-            body=None,
-            content_type="application/json",
-            client_timeout=aiohttp.ClientTimeout(total=call_timeout or self.timeout),
+        answer = await self._exchange("GET", path, query, None, "application/json", call_timeout)
+        return RawResponse(answer.status, answer.reason, answer.body, answer.content_type)
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        call_timeout: float | None,
+    ) -> Answer:
+        """One exchange, its answer read whole: on the lean pool, or aiohttp through a proxy."""
+        timeout = call_timeout or self.timeout
+        if self._pool is None:
+            response = await self._call(
+                method,
+                path,
+                query=query,
+                body=body,
+                content_type=content_type,
+                client_timeout=aiohttp.ClientTimeout(total=timeout),
+            )
+            async with response:
+                read = await response.read()
+            headers = {"content-type": response.headers.get("Content-Type", "")}
+            return Answer(response.status, response.reason or "", headers, read)
+        auth, ssl_context = await self.configuration.auth()
+        headers = {**self._headers, "Accept": "application/json", **auth}
+        data: bytes | None = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else orjson.dumps(body)
+            headers["Content-Type"] = content_type
+        elif method in _BODY_METHODS:
+            data = b""
+        url = self._url(path)
+        target = (url.with_query(query) if query else url).raw_path_qs
+        return await self._pool.exchange(
+            method,
+            target,
+            headers,
+            data,
+            tls=ssl_context if isinstance(ssl_context, ssl.SSLContext) else None,
+            exchange_timeout=timeout,
         )
-        async with response:
-            body = await response.read()
-        return RawResponse(response.status, response.reason or "", body, response.content_type)
 
     async def _call(
         self,
@@ -426,6 +465,24 @@ class KubeClient:
             labelSelector=label_selector,
             fieldSelector=field_selector,
         )
+        if self._pool is not None:
+            auth, ssl_context = await self.configuration.auth()
+            url = self._url(kind.path(namespace)).with_query(query)
+            lines = self._pool.stream(
+                url.raw_path_qs,
+                {**self._headers, "Accept": "application/json", **auth},
+                tls=ssl_context if isinstance(ssl_context, ssl.SSLContext) else None,
+                connect_timeout=self.timeout,
+                inactivity_timeout=inactivity_timeout,
+            )
+            async with aclosing(lines):
+                async for line in lines:
+                    if isinstance(line, Answer):
+                        if not 200 <= line.status <= 299:
+                            raise error_from_body(line.status, line.reason, line.body)
+                    elif line.strip():
+                        yield orjson.loads(line)
+            return
         timeout = aiohttp.ClientTimeout(
             connect=self.timeout, sock_connect=self.timeout, sock_read=inactivity_timeout
         )

@@ -1,0 +1,364 @@
+"""A lean HTTP/1.1 client for the API server's plain exchanges: one request, one answer read
+whole, on kept-alive connections.
+
+Why not aiohttp for these: its request path (session, connector, tracing hooks, header
+multidicts, per-request timers) costs about 0.25 ms of CPU for a GET and 0.5 ms for a PATCH
+against the local API server; this costs half (`hack/bench.py`, "API request"). A notebook on
+its way up makes about eight such requests, the controller's largest cost after its reconciles.
+Watches (long answers read line by line), exec (WebSocket) and requests through an HTTP proxy
+stay on aiohttp (see `KubeClient`).
+
+What it does: `Content-Length` and chunked answers, answers that end with the connection,
+`Connection: close`, 1xx answers skipped. Idle connections are reused newest first and dropped
+after `IDLE_SECONDS` (the API server closes them after 90 s). A reused connection that closes
+before any byte of an answer (the server closed it meanwhile) is retried once on a new
+connection, unless the request is a POST (a create that did happen would come back
+AlreadyExists). Failures raise what aiohttp's would: OSError (connect, TLS, reset),
+`aiohttp.ServerDisconnectedError` (closed without an answer), `aiohttp.ClientPayloadError` (an
+answer cut off or malformed), TimeoutError (past `exchange_timeout`, for the whole exchange).
+The connection is then closed, never reused, and so is one whose exchange was cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import AsyncGenerator, Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+import aiohttp
+from yarl import URL
+
+IDLE_SECONDS: Final = 30.0
+"""An idle connection is not reused after this long (the API server's idle timeout is 90 s)."""
+MAX_IDLE: Final = 32
+"""Idle connections kept; more are closed as they come back."""
+_HEAD_LIMIT: Final = 1 << 20
+_NO_BODY_STATUSES: Final = frozenset({204, 304})
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    """Header names lower-cased; a repeated header's values joined with ", "."""
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        """The media type alone ("application/json"), "" when none was given."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+class _NothingAnswered(Exception):
+    """The connection closed before the first byte of an answer."""
+
+
+class _Connection:
+    __slots__ = ("idle_since", "reader", "tls", "writer")
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tls: ssl.SSLContext | None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.tls = tls
+        self.idle_since = 0.0
+
+    def usable(self, tls: ssl.SSLContext | None, now: float) -> bool:
+        return (
+            self.tls is tls
+            and now - self.idle_since < IDLE_SECONDS
+            and not self.reader.at_eof()
+            and not self.writer.is_closing()
+        )
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Http1Pool:
+    """Connections to one origin (`scheme://host:port`)."""
+
+    def __init__(self, origin: str, *, server_hostname: str | None = None) -> None:
+        parsed = URL(origin)
+        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
+            raise ValueError(f"not an http(s) origin: {origin}")
+        self.host: str = parsed.raw_host
+        self.port: int = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self.https = parsed.scheme == "https"
+        self.server_hostname = server_hostname
+        literal = f"[{self.host}]" if ":" in self.host else self.host
+        self._host_header = f"Host: {literal}:{self.port}\r\n".encode("latin-1")
+        self._idle: list[_Connection] = []
+        self._busy: set[_Connection] = set()
+
+    async def exchange(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        tls: ssl.SSLContext | None,
+        exchange_timeout: float,
+    ) -> Answer:
+        """Send `method target` (path and query, encoded) and read the whole answer."""
+        request = _request_bytes(method, target, self._host_header, headers, body)
+        async with asyncio.timeout(exchange_timeout):
+            connection, reused = await self._acquire(tls)
+            try:
+                answer, keep = await _exchange_on(connection, request, method)
+            except _NothingAnswered:
+                self._discard(connection)
+                if not reused or method == "POST":
+                    raise aiohttp.ServerDisconnectedError() from None
+                # the server closed the kept-alive connection meanwhile: once more, on a new one
+                connection, _ = await self._acquire(tls, fresh=True)
+                try:
+                    answer, keep = await _exchange_on(connection, request, method)
+                except _NothingAnswered:
+                    self._discard(connection)
+                    raise aiohttp.ServerDisconnectedError() from None
+                except BaseException:
+                    self._discard(connection)
+                    raise
+            except BaseException:
+                self._discard(connection)
+                raise
+        self._release(connection, keep)
+        return answer
+
+    async def stream(
+        self,
+        target: str,
+        headers: Mapping[str, str],
+        *,
+        tls: ssl.SSLContext | None,
+        connect_timeout: float,
+        inactivity_timeout: float,
+    ) -> AsyncGenerator[Answer | bytes, None]:
+        """GET `target` on a connection of its own; yield the answer's head (an Answer without
+        body), then its body's lines without their line ends as they arrive (a watch: one event
+        a line). An answer other than 2xx is yielded once, whole, and the stream ends.
+
+        Waiting longer than `inactivity_timeout` for the answer or its next bytes raises
+        `aiohttp.SocketTimeoutError` (a dead connection sends no error). The connection is
+        closed at the end, never kept: no timeout is held across a yield."""
+        request = _request_bytes("GET", target, self._host_header, headers, None)
+        async with asyncio.timeout(connect_timeout):
+            connection, _ = await self._acquire(tls, fresh=True)
+        reader = connection.reader
+
+        async def within(read: Awaitable[_T]) -> _T:
+            try:
+                async with asyncio.timeout(inactivity_timeout):
+                    return await read
+            except TimeoutError as error:
+                message = f"nothing came for {inactivity_timeout:g}s on a streamed answer"
+                raise aiohttp.SocketTimeoutError(message) from error
+
+        try:
+            connection.writer.write(request)
+            try:
+                status, reason, _, answer_headers = await within(_read_final_head(reader, True))
+            except _NothingAnswered:
+                raise aiohttp.ServerDisconnectedError() from None
+            if not 200 <= status <= 299:
+                answer, _ = await within(_read_body(reader, "GET", status, reason, answer_headers))
+                yield answer
+                return
+            yield Answer(status, reason, answer_headers, b"")
+            chunked = "chunked" in answer_headers.get("transfer-encoding", "").lower()
+            pending = b""
+            while data := await within(_read_chunk(reader) if chunked else reader.read(1 << 16)):
+                *lines, pending = (pending + data).split(b"\n")
+                for line in lines:
+                    yield line
+            if pending:
+                yield pending
+        except asyncio.IncompleteReadError as error:
+            raise aiohttp.ClientPayloadError("the streamed answer was cut off") from error
+        finally:
+            self._discard(connection)
+
+    async def close(self) -> None:
+        connections = [*self._idle, *self._busy]
+        self._idle.clear()
+        self._busy.clear()
+        for connection in connections:
+            connection.close()
+        for connection in connections:
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(connection.writer.wait_closed(), 1.0)
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
+
+    async def _acquire(
+        self, tls: ssl.SSLContext | None, *, fresh: bool = False
+    ) -> tuple[_Connection, bool]:
+        now = time.monotonic()
+        while self._idle and not fresh:
+            connection = self._idle.pop()
+            if connection.usable(tls, now):
+                self._busy.add(connection)
+                return connection, True
+            connection.close()
+        if self.https and tls is None:
+            raise ValueError("an https origin needs a TLS context")
+        reader, writer = await asyncio.open_connection(
+            self.host,
+            self.port,
+            ssl=tls if self.https else None,
+            server_hostname=(self.server_hostname or self.host) if self.https else None,
+            limit=_HEAD_LIMIT,
+        )
+        connection = _Connection(reader, writer, tls)
+        self._busy.add(connection)
+        return connection, False
+
+    def _release(self, connection: _Connection, keep: bool) -> None:
+        self._busy.discard(connection)
+        if keep and len(self._idle) < MAX_IDLE:
+            connection.idle_since = time.monotonic()
+            self._idle.append(connection)
+        else:
+            connection.close()
+
+    def _discard(self, connection: _Connection) -> None:
+        self._busy.discard(connection)
+        connection.close()
+
+
+def _request_bytes(
+    method: str, target: str, host_header: bytes, headers: Mapping[str, str], body: bytes | None
+) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), host_header]
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ValueError(f"a line break in the value of header {name}")
+        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if body is not None:
+        lines.append(b"Content-Length: %d\r\n" % len(body))
+    lines.append(b"\r\n")
+    if body:
+        lines.append(body)
+    return b"".join(lines)
+
+
+async def _exchange_on(connection: _Connection, request: bytes, method: str) -> tuple[Answer, bool]:
+    """The answer, and whether the connection may carry another request."""
+    connection.writer.write(request)
+    reader = connection.reader
+    status, reason, version, headers = await _read_final_head(reader, True)
+    answer, keep = await _read_body(reader, method, status, reason, headers)
+    return answer, keep and version == "HTTP/1.1"
+
+
+async def _read_final_head(
+    reader: asyncio.StreamReader, first: bool
+) -> tuple[int, str, str, dict[str, str]]:
+    """Status, reason, HTTP version and headers of the answer after any 1xx ones."""
+    while True:
+        head = await _read_head(reader, first)
+        first = False
+        status, reason, version, headers = _parse_head(head)
+        if not 100 <= status <= 199:
+            return status, reason, version, headers
+
+
+async def _read_body(
+    reader: asyncio.StreamReader, method: str, status: int, reason: str, headers: dict[str, str]
+) -> tuple[Answer, bool]:
+    keep = "close" not in headers.get("connection", "").lower()
+    try:
+        if method == "HEAD" or status in _NO_BODY_STATUSES:
+            body = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            body = await _read_chunked(reader)
+        elif "content-length" in headers:
+            length = _int(headers["content-length"], 10)
+            body = await reader.readexactly(length)
+        else:  # the answer ends with the connection
+            body = await reader.read()
+            keep = False
+    except asyncio.IncompleteReadError as error:
+        raise aiohttp.ClientPayloadError("the answer was cut off") from error
+    except asyncio.LimitOverrunError as error:
+        raise aiohttp.ClientPayloadError("a chunk's size line is too long") from error
+    return Answer(status, reason, headers, body), keep
+
+
+async def _read_head(reader: asyncio.StreamReader, first: bool) -> bytes:
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as error:
+        if first and not error.partial:
+            raise _NothingAnswered() from error
+        raise aiohttp.ClientPayloadError("the answer's head was cut off") from error
+    except asyncio.LimitOverrunError as error:
+        raise aiohttp.ClientPayloadError("the answer's head is too long") from error
+    except ConnectionResetError as error:
+        if first:
+            raise _NothingAnswered() from error
+        raise
+
+
+def _parse_head(head: bytes) -> tuple[int, str, str, dict[str, str]]:
+    status_line, *lines = head[:-4].decode("latin-1").split("\r\n")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise aiohttp.ClientPayloadError(f"not an HTTP answer: {status_line[:80]!r}")
+    status = _int(parts[1], 10)
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise aiohttp.ClientPayloadError(f"a malformed header line: {line[:80]!r}")
+        key = name.strip().lower()
+        value = value.strip()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return status, parts[2] if len(parts) > 2 else "", parts[0], headers
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    chunks: list[bytes] = []
+    while chunk := await _read_chunk(reader):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_chunk(reader: asyncio.StreamReader) -> bytes:
+    """The next chunk's data; b"" for the last (its trailers read)."""
+    size_line = await reader.readuntil(b"\r\n")
+    size = _int(size_line[:-2].split(b";", 1)[0].strip().decode("latin-1"), 16)
+    if size == 0:
+        # trailers (none from the API server), then the empty line
+        while await reader.readuntil(b"\r\n") != b"\r\n":
+            pass
+        return b""
+    data = await reader.readexactly(size)
+    if await reader.readexactly(2) != b"\r\n":
+        raise aiohttp.ClientPayloadError("a chunk does not end with CRLF")
+    return data
+
+
+def _int(text: str, base: int) -> int:
+    try:
+        value = int(text, base)
+    except ValueError:
+        message = f"not a number in the answer's framing: {text!r}"
+        raise aiohttp.ClientPayloadError(message) from None
+    if value < 0:
+        raise aiohttp.ClientPayloadError(f"a negative length in the answer's framing: {text!r}")
+    return value
