@@ -1,12 +1,12 @@
-"""A lean HTTP/1.1 client for the API server's plain exchanges: one request, one answer read
-whole, on kept-alive connections.
+"""A lean HTTP/1.1 client for the API server: one request and its whole answer on kept-alive
+connections (`exchange`), or one streamed answer read line by line on a connection of its own
+(`stream`, for watches).
 
 Why not aiohttp for these: its request path (session, connector, tracing hooks, header
-multidicts, per-request timers) costs about 0.25 ms of CPU for a GET and 0.5 ms for a PATCH
-against the local API server; this costs half (`hack/bench.py`, "API request"). A notebook on
-its way up makes about eight such requests, the controller's largest cost after its reconciles.
-Watches (long answers read line by line), exec (WebSocket) and requests through an HTTP proxy
-stay on aiohttp (see `KubeClient`).
+multidicts, per-request timers) costs twice the client CPU of this one per request
+(`hack/bench.py`, "API requests"), and a notebook on its way up makes about eight requests, the
+controller's largest cost after its reconciles. Exec (a WebSocket) and anything through an HTTP
+proxy stay on aiohttp (see `KubeClient`).
 
 What it does: `Content-Length` and chunked answers, answers that end with the connection,
 `Connection: close`, 1xx answers skipped. Idle connections are reused newest first and dropped

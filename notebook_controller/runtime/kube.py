@@ -171,8 +171,8 @@ class KubeClient:
         self.configuration: Configuration = configuration
         self.timeout = timeout
         self._http: aiohttp.ClientSession | None = None
-        # plain exchanges (`request`, `raw_get`) on lean kept-alive connections, unless through
-        # an HTTP proxy (then aiohttp, which tunnels)
+        # requests (`request`, `raw_get`) and watches on lean HTTP/1.1 connections, unless
+        # through an HTTP proxy (then aiohttp, which tunnels)
         self._pool: Http1Pool | None = None
         if not configuration.proxy:
             self._pool = Http1Pool(
@@ -281,8 +281,7 @@ class KubeClient:
                 read = await response.read()
             headers = {"content-type": response.headers.get("Content-Type", "")}
             return Answer(response.status, response.reason or "", headers, read)
-        auth, ssl_context = await self.configuration.auth()
-        headers = {**self._headers, "Accept": "application/json", **auth}
+        headers, tls = await self._lean_headers()
         data: bytes | None = None
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -296,9 +295,15 @@ class KubeClient:
             target,
             headers,
             data,
-            tls=ssl_context if isinstance(ssl_context, ssl.SSLContext) else None,
+            tls=tls,
             exchange_timeout=timeout,
         )
+
+    async def _lean_headers(self) -> tuple[dict[str, str], ssl.SSLContext | None]:
+        """A lean request's headers (credentials included) and its TLS context."""
+        auth, ssl_context = await self.configuration.auth()
+        headers = {**self._headers, "Accept": "application/json", **auth}
+        return headers, ssl_context if isinstance(ssl_context, ssl.SSLContext) else None
 
     async def _call(
         self,
@@ -466,12 +471,12 @@ class KubeClient:
             fieldSelector=field_selector,
         )
         if self._pool is not None:
-            auth, ssl_context = await self.configuration.auth()
+            headers, tls = await self._lean_headers()
             url = self._url(kind.path(namespace)).with_query(query)
             lines = self._pool.stream(
                 url.raw_path_qs,
-                {**self._headers, "Accept": "application/json", **auth},
-                tls=ssl_context if isinstance(ssl_context, ssl.SSLContext) else None,
+                headers,
+                tls=tls,
                 connect_timeout=self.timeout,
                 inactivity_timeout=inactivity_timeout,
             )

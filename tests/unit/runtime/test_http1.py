@@ -361,3 +361,14 @@ async def test_the_kube_clients_watch_reads_events_and_raises_the_servers_refusa
     assert script.requests[0].startswith(
         b"GET /api/v1/namespaces/ns/pods?watch=true&resourceVersion=7&allowWatchBookmarks=true"
     )
+
+
+async def test_through_an_http_proxy_the_kube_client_asks_the_proxy_as_aiohttp_does() -> None:
+    # the scripted server plays the proxy: aiohttp sends it the absolute URL (no tunnel for http)
+    async with scripted((OK_JSON, False)) as (proxy, script):
+        proxy_url = f"http://127.0.0.1:{proxy.port}"
+        configuration = Configuration(host="http://api.example:6443", proxy=proxy_url)
+        async with KubeClient(configuration) as client:
+            found = await client.request("GET", "/api/v1/pods")
+    assert found == {"a": "bc"}
+    assert script.requests[0].startswith(b"GET http://api.example:6443/api/v1/pods HTTP/1.1\r\n")
