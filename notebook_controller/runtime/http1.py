@@ -114,28 +114,20 @@ class Http1Pool:
         """Send `method target` (path and query, encoded) and read the whole answer."""
         request = _request_bytes(method, target, self._host_header, headers, body)
         async with asyncio.timeout(exchange_timeout):
-            connection, reused = await self._acquire(tls)
-            try:
-                answer, keep = await _exchange_on(connection, request, method)
-            except _NothingAnswered:
-                self._discard(connection)
-                if not reused or method == "POST":
-                    raise aiohttp.ServerDisconnectedError() from None
-                # the server closed the kept-alive connection meanwhile: once more, on a new one
-                connection, _ = await self._acquire(tls, fresh=True)
+            for attempt in (1, 2):
+                connection, reused = await self._acquire(tls, fresh=attempt > 1)
                 try:
                     answer, keep = await _exchange_on(connection, request, method)
-                except _NothingAnswered:
+                except BaseException as error:
                     self._discard(connection)
-                    raise aiohttp.ServerDisconnectedError() from None
-                except BaseException:
-                    self._discard(connection)
-                    raise
-            except BaseException:
-                self._discard(connection)
-                raise
-        self._release(connection, keep)
-        return answer
+                    if not isinstance(error, _NothingAnswered):
+                        raise
+                    if attempt > 1 or not reused or method == "POST":
+                        raise aiohttp.ServerDisconnectedError() from None
+                    continue  # the server closed the kept-alive connection meanwhile: anew
+                self._release(connection, keep)
+                return answer
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def stream(
         self,

@@ -279,14 +279,10 @@ class KubeClient:
             )
             async with response:
                 read = await response.read()
-            headers = {"content-type": response.headers.get("Content-Type", "")}
+            headers = {name.lower(): value for name, value in response.headers.items()}
             return Answer(response.status, response.reason or "", headers, read)
-        headers, tls = await self._lean_headers()
-        data: bytes | None = None
-        if body is not None:
-            data = body if isinstance(body, bytes) else orjson.dumps(body)
-            headers["Content-Type"] = content_type
-        elif method in _BODY_METHODS:
+        headers, data, ssl_context = await self._prepared(body, content_type)
+        if data is None and method in _BODY_METHODS:
             data = b""
         url = self._url(path)
         target = (url.with_query(query) if query else url).raw_path_qs
@@ -295,15 +291,22 @@ class KubeClient:
             target,
             headers,
             data,
-            tls=tls,
+            tls=_tls(ssl_context),
             exchange_timeout=timeout,
         )
 
-    async def _lean_headers(self) -> tuple[dict[str, str], ssl.SSLContext | None]:
-        """A lean request's headers (credentials included) and its TLS context."""
+    async def _prepared(
+        self, body: Any, content_type: str
+    ) -> tuple[dict[str, str], bytes | None, ssl.SSLContext | bool]:
+        """A request's headers (credentials included), its body as bytes and its TLS context
+        (False for plain http), whichever client sends it."""
         auth, ssl_context = await self.configuration.auth()
-        headers = {**self._headers, "Accept": "application/json", **auth}
-        return headers, ssl_context if isinstance(ssl_context, ssl.SSLContext) else None
+        headers = {"Accept": "application/json", **self._headers, **auth}
+        data: bytes | None = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else orjson.dumps(body)
+            headers["Content-Type"] = content_type
+        return headers, data, ssl_context
 
     async def _call(
         self,
@@ -315,12 +318,7 @@ class KubeClient:
         content_type: str,
         client_timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
-        auth, ssl_context = await self.configuration.auth()
-        headers = {"Accept": "application/json", **self._headers, **auth}
-        data: bytes | None = None
-        if body is not None:
-            data = body if isinstance(body, bytes) else orjson.dumps(body)
-            headers["Content-Type"] = content_type
+        headers, data, ssl_context = await self._prepared(body, content_type)
         return await self._session().request(
             method,
             self._url(path),
@@ -471,12 +469,12 @@ class KubeClient:
             fieldSelector=field_selector,
         )
         if self._pool is not None:
-            headers, tls = await self._lean_headers()
+            headers, _, ssl_context = await self._prepared(None, "")
             url = self._url(kind.path(namespace)).with_query(query)
             lines = self._pool.stream(
                 url.raw_path_qs,
                 headers,
-                tls=tls,
+                tls=_tls(ssl_context),
                 connect_timeout=self.timeout,
                 inactivity_timeout=inactivity_timeout,
             )
@@ -600,6 +598,11 @@ def _frame_bytes(message: aiohttp.WSMessage) -> bytes:
     if message.type == aiohttp.WSMsgType.TEXT:
         return str(message.data).encode()
     return b""
+
+
+def _tls(ssl_context: ssl.SSLContext | bool) -> ssl.SSLContext | None:
+    """The lean client's TLS context: None for plain http."""
+    return ssl_context if isinstance(ssl_context, ssl.SSLContext) else None
 
 
 def _query(**params: str | int | None) -> list[tuple[str, str]]:
