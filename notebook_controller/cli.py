@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import uuid
@@ -35,6 +36,19 @@ what the pauses save is spent on the way, and no key waits much longer than this
 pauses' sake (with a longer wait, 100 notebooks' StatefulSets took 1.6 times the bare client's
 time)."""
 
+GC_THRESHOLDS = (10_000, 10, 10)
+"""The cyclic collector's thresholds (Python's are 700, 10, 10). The controller allocates and
+frees many small dicts per watch event and reconcile, nearly all freed by reference counting;
+at 700 the youngest generation is traversed every few events to find almost nothing."""
+
+
+def tune_gc() -> None:
+    """Move everything allocated so far (modules, classes, the generated client's tables:
+    most of the process's objects) out of the collector's sight, and collect less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="notebook-controller")
@@ -45,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     settings = Settings.from_sources(vars(args), os.environ)
     configure_logging(settings.log_format, settings.log_level)
+    tune_gc()
     return run_in_loop(settings)
 
 

@@ -46,14 +46,14 @@ class Store:
     ) -> None:
         """`derived_limit`: how many objects' derived values are kept (the most recently
         used); a parsed notebook is 8 KB, and what reconcilers read together is read within
-        milliseconds of each other."""
+        milliseconds of each other. Status-blind values (`derived`) are not counted."""
         self._objects: dict[Key, JsonDict] = {}
         self._indexers: dict[str, Indexer] = {INDEX_CONTROLLER_UID: controller_uid_indexer}
         self._indexers.update(indexers or {})
         self._indexes: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
         self._derived: OrderedDict[Key, dict[Callable[[JsonDict], Any], Any]] = OrderedDict()
         self._derived_limit = derived_limit
-        self._status_blind: set[Callable[[JsonDict], Any]] = set()
+        self._blind: dict[Key, dict[Callable[[JsonDict], Any], Any]] = {}
 
     def get(self, namespace: str | None, name: str) -> JsonDict | None:
         return self._objects.get((namespace or "", name))
@@ -74,21 +74,29 @@ class Store:
         """`derive(object)` for the cached object, computed once per version of it while it is
         among the `derived_limit` last used (a parsed model that several reconcilers read);
         None when nothing is cached under that name. What `derive` returns is shared: read it,
-        never mutate it. `reads_status=False` says `derive` reads nothing of the status: its
-        value is kept through versions that changed only the status (a status write)."""
-        if not reads_status:
-            self._status_blind.add(derive)
+        never mutate it.
+
+        `reads_status=False` says `derive` reads nothing of the status: its value is kept
+        through versions that changed only the status (a status write), and for as long as the
+        object is cached, not only while among the last used (a hash, a flag: keep such
+        values small)."""
         key = (namespace or "", name)
         obj = self._objects.get(key)
         if obj is None:
             return None
-        known = self._derived.get(key)
-        if known is None:
-            known = self._derived[key] = {}
-            if len(self._derived) > self._derived_limit:
-                self._derived.popitem(last=False)
+        known: dict[Callable[[JsonDict], Any], Any] | None
+        if reads_status:
+            known = self._derived.get(key)
+            if known is None:
+                known = self._derived[key] = {}
+                if len(self._derived) > self._derived_limit:
+                    self._derived.popitem(last=False)
+            else:
+                self._derived.move_to_end(key)
         else:
-            self._derived.move_to_end(key)
+            known = self._blind.get(key)
+            if known is None:
+                known = self._blind[key] = {}
         if derive in known:
             found: T = known[derive]
             return found
@@ -112,11 +120,9 @@ class Store:
         old = self._objects.get(key)
         if old is not None:
             self._unindex(key, old)
-            known = self._derived.pop(key, None)
-            if known and self._status_blind and only_status_changed(old, obj):
-                kept = {f: v for f, v in known.items() if f in self._status_blind}
-                if kept:
-                    self._derived[key] = kept
+            self._derived.pop(key, None)
+            if key in self._blind and not only_status_changed(old, obj):
+                del self._blind[key]
         self._objects[key] = obj
         self._index(key, obj)
         return old
@@ -126,6 +132,7 @@ class Store:
         if old is not None:
             self._unindex(key, old)
             self._derived.pop(key, None)
+            self._blind.pop(key, None)
         return old
 
     def _index(self, key: Key, obj: JsonDict) -> None:

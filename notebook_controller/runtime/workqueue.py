@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import weakref
 from collections import deque
 from collections.abc import Hashable, Iterable
 from typing import Any, Generic, TypeVar
@@ -28,13 +27,15 @@ from notebook_controller.runtime.ratelimit import RateLimiter, default_controlle
 K = TypeVar("K", bound=Hashable)
 
 
-_LIVE: weakref.WeakSet[WorkQueue[Any]] = weakref.WeakSet()
+_HOLDING: set[WorkQueue[Any]] = set()
+"""The queues holding keys ready for a worker (the event loop asks before each wait for I/O:
+a set of the few that hold some costs less to look through than every queue alive)."""
 
 
 def backlog(waited: float = 0.0, queues: Iterable[WorkQueue[Any]] | None = None) -> bool:
-    """Some queue (of `queues`, else of all alive) holds a key that has waited for a worker
-    (all of its workers busy) for `waited` seconds or longer (runtime.loop: no pause then)."""
-    return any(queue.longest_wait() >= waited for queue in (_LIVE if queues is None else queues))
+    """Some queue (of `queues`, else of all) holds a key that has waited for a worker (all of
+    its workers busy) for `waited` seconds or longer (runtime.loop: no pause then)."""
+    return any(queue.longest_wait() >= waited for queue in (_HOLDING if queues is None else queues))
 
 
 class ShutDown(Exception):
@@ -74,7 +75,6 @@ class WorkQueue(Generic[K]):
         self._retries = metrics.WORKQUEUE_RETRIES.labels(name)
         self._queue_duration = metrics.WORKQUEUE_QUEUE_DURATION.labels(name)
         self._work_duration = metrics.WORKQUEUE_WORK_DURATION.labels(name)
-        _LIVE.add(self)
 
     # --- adding ---------------------------------------------------------------------------
 
@@ -178,11 +178,14 @@ class WorkQueue(Generic[K]):
 
     def _push(self, key: K) -> None:
         self._queue.append(key)
+        _HOLDING.add(self)
         self._depth.set(len(self._queue))
         _wake_one(self._waiters)
 
     def _pop(self) -> K:
         key = self._queue.popleft()
+        if not self._queue:
+            _HOLDING.discard(self)
         self._depth.set(len(self._queue))
         self._processing.add(key)
         self._dirty.discard(key)

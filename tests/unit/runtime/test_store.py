@@ -164,3 +164,24 @@ def test_a_status_blind_value_outlives_status_writes_not_spec_or_metadata_change
     store.upsert(version("4", spec="b", labels={"team": "a"}))  # spec changed
     assert store.derived("ns", "nb", spec_of, reads_status=False) == "{'image': 'b'}"
     assert calls == ["1", "3", "4"]
+
+
+def test_a_status_blind_value_is_kept_while_its_object_is_cached_however_many_are_used() -> None:
+    store = Store(derived_limit=1)
+    calls: list[str] = []
+
+    def spec_of(o: dict[str, Any]) -> str:
+        calls.append(o["metadata"]["name"])
+        return str(o["metadata"]["name"])
+
+    for name in "abc":
+        store.upsert(obj(name))
+        store.derived("ns", name, spec_of, reads_status=False)
+    for name in "abc":  # past the limit of one, still kept
+        store.derived("ns", name, spec_of, reads_status=False)
+    assert calls == ["a", "b", "c"]
+    store.delete(("ns", "a"))
+    assert store.derived("ns", "a", spec_of, reads_status=False) is None
+    store.upsert(obj("a"))  # another object under that name: derived afresh
+    assert store.derived("ns", "a", spec_of, reads_status=False) == "a"
+    assert calls == ["a", "b", "c", "a"]

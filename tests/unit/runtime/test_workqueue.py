@@ -8,6 +8,7 @@ import uuid
 import pytest
 from prometheus_client import REGISTRY
 
+from notebook_controller.runtime import workqueue
 from notebook_controller.runtime.clock import FakeClock
 from notebook_controller.runtime.ratelimit import ExponentialFailureRateLimiter
 from notebook_controller.runtime.workqueue import ShutDown, WorkQueue, backlog
@@ -250,9 +251,10 @@ async def test_a_backlog_is_a_key_waiting_for_a_worker_longer_than_asked() -> No
     delayed.add_after("later", 5)
     assert not backlog(queues=both)  # waits for its time, not for a worker
     queue.add("a")
-    assert backlog(queues=both) and backlog()  # (every queue alive counts)
+    assert backlog(queues=both) and backlog()  # (without `queues`: every queue holding keys)
     await clock.advance(0.3)
     assert queue.longest_wait() == pytest.approx(0.3)
     assert backlog(0.25, both) and not backlog(0.5, both)
     assert await get_now(queue) == "a"
     assert not backlog(queues=both)  # in processing, not waiting
+    assert queue not in workqueue._HOLDING  # (nothing left to hand out: no longer looked at)
