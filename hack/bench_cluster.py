@@ -266,7 +266,8 @@ class ControllerProcess:
         """What it did so far: reconciles by controller (`controller_runtime_reconcile_total`),
         Jupyter probes (`notebook_controller_activity_probe_duration_seconds_count`), watch
         events received by resource (`notebook_controller_informer_watch_events_total`) and
-        milliseconds in the garbage collector ("gc ms", `python_gc_duration_seconds_sum`)."""
+        milliseconds in the garbage collector ("gc ms", `python_gc_duration_seconds_sum`) and
+        the event loop's waits ("loop waits", `notebook_controller_event_loop_waits_total`)."""
         text = await asyncio.to_thread(self._metrics)
         found: Counter[str] = Counter()
         for line in text.splitlines():
@@ -285,6 +286,9 @@ class ControllerProcess:
                 found[f"{resource.group(1) if resource else '?'} event"] += int(float(value))
             elif metric == "python_gc_duration_seconds_sum":
                 found["gc ms"] += round(1000 * float(value))
+        waits = re.search(r"^notebook_controller_event_loop_waits_total ([0-9.e+]+)$", text, re.M)
+        if waits is not None:
+            found["loop waits"] += int(float(waits.group(1)))
         return found
 
     def stop(self) -> None:
@@ -466,6 +470,7 @@ async def run_controller(
             work = await controller.work()
             work.subtract(work_start)
             converge_gc = work.pop("gc ms", 0) / 1000
+            converge_waits = work.pop("loop waits", 0)
             # coalesced "can't tell yet" writes land within ~5 s of Ready, then the audit log
             await asyncio.sleep(SETTLE_SECONDS)
             audit_ready = audit_position()
@@ -526,7 +531,8 @@ async def run_controller(
         f" reconciles ({per_notebook(reconciles, n)}), {per_notebook(probes, n) or 'no probe'},"
         f" {sum(watch_events.values()) / n:.1f} watch events ({per_notebook(watch_events, n)});"
         f" CPU {user_end - user_start:.1f} s user + {system_end - system_start:.1f} s system"
-        f" ({converge_gc:.2f} s of it garbage collection)"
+        f" ({converge_gc:.2f} s of it garbage collection), {converge_waits / n:.1f} event-loop"
+        f" waits"
     )
     say(
         f"N={n} controller, quiet stretch: {dict(sorted(quiet_work.items()))}; steady:"
@@ -559,6 +565,7 @@ async def run_controller(
         "cpu_user_s": round(user_end - user_start, 2),
         "cpu_system_s": round(system_end - system_start, 2),
         "gc_s": round(converge_gc, 2),
+        "loop_waits_per_notebook": round(converge_waits / n, 1),
         # from creation until all Ready: what the CPU went to
         "reconciles_by_controller": dict(sorted(reconciles.items())),
         "probes": dict(sorted(probes.items())),

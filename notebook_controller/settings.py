@@ -31,9 +31,9 @@ class Settings(BaseModel):
     """Concurrent reconciles per controller (each waits for its requests' answers: with
     --io-batch-seconds, a round trip takes up to that long)."""
     io_batch_seconds: float = Field(DEFAULT_BATCH_INTERVAL, ge=0, le=1)
-    """The event loop takes in I/O in rounds at least this far apart: watch events and answers
-    that arrive meanwhile are handled in one wake-up (less CPU; up to this much latency per
-    request); 0: woken for each arrival."""
+    """The event loop takes in I/O and timers in rounds at least this far apart: watch events,
+    answers and timers due meanwhile are handled in one wake-up (less CPU; up to this much
+    latency per request or timer); 0: woken for each arrival."""
     leader_elect: bool = False
     """Run leader election so only one replica reconciles (the Deployment turns it on)."""
     lease_name: str = "notebook-controller"

@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import Metric, SummaryMetricFamily
+from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
+
+from notebook_controller.runtime import loop
 
 # `*_created` series are noise for these dashboards and double the exposition size.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -174,6 +176,19 @@ class _GcTimes(Collector):
 
 
 _GC_TIMES = _GcTimes()
+
+
+class _LoopWaits(Collector):
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "notebook_controller_event_loop_waits",
+            "Times the event loop waited for I/O or a timer (a round of work follows each; "
+            "--io-batch-seconds makes them fewer)",
+            value=loop.waits(),
+        )
+
+
+REGISTRY.register(_LoopWaits())
 
 
 def observe_gc() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from notebook_controller.runtime.loop import BatchingSelector, event_loop_factory
+from notebook_controller.runtime.loop import BatchingSelector, event_loop_factory, waits
 
 INTERVAL = 0.05
 
@@ -98,15 +98,23 @@ def test_no_pause_while_work_waits_for_a_worker(
     selector.close()
 
 
-def test_a_timer_due_within_the_interval_still_fires_on_time(
+def test_a_timer_due_within_the_interval_fires_at_its_end_with_what_came_meanwhile(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
-    reader, _ = pair
+    reader, writer = pair
     time = Time()
+    time.writer = writer
     selector = selector_on(time, reader)
+    before = waits()
     selector.select(0)  # a wake-up
-    assert selector.select(0.02) == []  # nothing came: back for the timer after 0.02 s
-    assert time.slept == [0.02]
+    time.during_sleep.append(b"news within the round")
+    assert len(selector.select(0.02)) == 1  # the timer's round, 0.03 s late, takes the news
+    assert time.slept == [INTERVAL]
+    reader.recv(100)
+    time.now += 1.0
+    assert selector.select(0.01) == []  # a timer after a quiet spell: on time, nothing slept
+    assert time.slept == [INTERVAL]
+    assert waits() - before == 2  # (select(0) is no wait)
     selector.close()
 
 
