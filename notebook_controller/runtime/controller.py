@@ -11,7 +11,9 @@ import asyncio
 import itertools
 import secrets
 import time
+import weakref
 from collections.abc import Callable, Iterable
+from functools import partial
 
 import structlog
 
@@ -68,7 +70,8 @@ class Controller:
         self._errors = metrics.RECONCILE_ERRORS.labels(name)
         self._terminal_errors = metrics.TERMINAL_RECONCILE_ERRORS.labels(name)
         self._time = metrics.RECONCILE_TIME.labels(name)
-        self._active = metrics.ACTIVE_WORKERS.labels(name)
+        # a worker is busy while it holds a key (read at scrape time)
+        metrics.ACTIVE_WORKERS.labels(name).set_function(partial(_busy, weakref.ref(self.queue)))
 
     # --- event sources --------------------------------------------------------------------
 
@@ -171,11 +174,9 @@ class Controller:
                 request = await self.queue.get()
             except ShutDown:
                 return
-            self._active.inc()
             try:
                 await self.reconcile_one(request)
             finally:
-                self._active.dec()
                 self.queue.done(request)
 
     async def reconcile_one(self, request: Request) -> None:
@@ -209,3 +210,8 @@ class Controller:
         finally:
             self._time.observe(time.monotonic() - started)
             structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _busy(queue: weakref.ref[WorkQueue[Request]]) -> float:
+    alive = queue()
+    return len(alive.processing) if alive is not None else 0.0

@@ -9,13 +9,15 @@ records an event and a condition itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from notebook_controller.runtime.objects import JsonDict
 
 
-@dataclass(frozen=True, order=True)
-class Request:
+class Request(NamedTuple):
+    """A notebook to reconcile. A tuple: hashed and compared in C, as keys of the queues', the
+    rate limiter's and the reconcilers' dicts are, a few dozen times per reconcile."""
+
     namespace: str
     name: str
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import weakref
 from collections import deque
 from collections.abc import Hashable, Iterable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from notebook_controller.runtime import metrics
@@ -70,7 +72,8 @@ class WorkQueue(Generic[K]):
         # One timer for all delayed keys, armed for the earliest.
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = 0.0
-        self._depth = metrics.WORKQUEUE_DEPTH.labels(name)
+        # read at scrape time, not set at every push and pop
+        metrics.WORKQUEUE_DEPTH.labels(name).set_function(partial(_depth, weakref.ref(self)))
         self._adds = metrics.WORKQUEUE_ADDS.labels(name)
         self._retries = metrics.WORKQUEUE_RETRIES.labels(name)
         self._queue_duration = metrics.WORKQUEUE_QUEUE_DURATION.labels(name)
@@ -179,14 +182,12 @@ class WorkQueue(Generic[K]):
     def _push(self, key: K) -> None:
         self._queue.append(key)
         _HOLDING.add(self)
-        self._depth.set(len(self._queue))
         _wake_one(self._waiters)
 
     def _pop(self) -> K:
         key = self._queue.popleft()
         if not self._queue:
             _HOLDING.discard(self)
-        self._depth.set(len(self._queue))
         self._processing.add(key)
         self._dirty.discard(key)
         now = self._clock.now()
@@ -236,6 +237,11 @@ class WorkQueue(Generic[K]):
             if future.done() and not future.cancelled():
                 _wake_one(waiters)  # woken, then cancelled: hand the wake-up on
             raise
+
+
+def _depth(queue: weakref.ref[WorkQueue[Any]]) -> float:
+    alive = queue()
+    return len(alive) if alive is not None else 0.0
 
 
 def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:

@@ -56,6 +56,12 @@ def reconcile_total(controller: Controller, result: str) -> float:
     return value or 0.0
 
 
+def active_workers(controller: Controller) -> float | None:
+    return REGISTRY.get_sample_value(
+        "controller_runtime_active_workers", {"controller": controller.name}
+    )
+
+
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
@@ -181,11 +187,13 @@ async def test_a_key_is_never_reconciled_concurrently() -> None:
         controller.queue.add(other)  # another key may run in parallel
         await settle()
         assert calls == [KEY, other]
+        assert active_workers(controller) == 2
         release.set()
 
     await run_briefly(controller, [add_while_busy()])
     assert overlaps == []
     assert calls == [KEY, other, KEY]
+    assert active_workers(controller) == 0
 
 
 class RecordingInformer:
