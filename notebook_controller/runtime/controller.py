@@ -11,9 +11,7 @@ import asyncio
 import itertools
 import secrets
 import time
-import weakref
 from collections.abc import Callable, Iterable
-from functools import partial
 
 import structlog
 
@@ -70,8 +68,10 @@ class Controller:
         self._errors = metrics.RECONCILE_ERRORS.labels(name)
         self._terminal_errors = metrics.TERMINAL_RECONCILE_ERRORS.labels(name)
         self._time = metrics.RECONCILE_TIME.labels(name)
-        # a worker is busy while it holds a key (read at scrape time)
-        metrics.ACTIVE_WORKERS.labels(name).set_function(partial(_busy, weakref.ref(self.queue)))
+        # a worker is busy while it holds a key
+        metrics.read_at_scrape(
+            metrics.ACTIVE_WORKERS.labels(name), self.queue, lambda queue: len(queue.processing)
+        )
 
     # --- event sources --------------------------------------------------------------------
 
@@ -210,8 +210,3 @@ class Controller:
         finally:
             self._time.observe(time.monotonic() - started)
             structlog.contextvars.reset_contextvars(**tokens)
-
-
-def _busy(queue: weakref.ref[WorkQueue[Request]]) -> float:
-    alive = queue()
-    return len(alive.processing) if alive is not None else 0.0

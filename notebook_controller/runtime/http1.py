@@ -114,20 +114,22 @@ class Http1Pool:
         """Send `method target` (path and query, encoded) and read the whole answer."""
         request = _request_bytes(method, target, self._host_header, headers, body)
         async with asyncio.timeout(exchange_timeout):
-            for attempt in (1, 2):
-                connection, reused = await self._acquire(tls, fresh=attempt > 1)
+            connection, reused = await self._acquire(tls)
+            while True:
                 try:
                     answer, keep = await _exchange_on(connection, request, method)
                 except BaseException as error:
                     self._discard(connection)
                     if not isinstance(error, _NothingAnswered):
                         raise
-                    if attempt > 1 or not reused or method == "POST":
+                    # only a reused connection is retried, and only once: the retry's is fresh
+                    if not reused or method == "POST":
                         raise aiohttp.ServerDisconnectedError() from None
-                    continue  # the server closed the kept-alive connection meanwhile: anew
+                    # the server closed the kept-alive connection meanwhile: anew
+                    connection, reused = await self._acquire(tls, fresh=True)
+                    continue
                 self._release(connection, keep)
                 return answer
-        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def stream(
         self,

@@ -284,11 +284,9 @@ class KubeClient:
         headers, data, ssl_context = await self._prepared(body, content_type)
         if data is None and method in _BODY_METHODS:
             data = b""
-        url = self._url(path)
-        target = (url.with_query(query) if query else url).raw_path_qs
         return await self._pool.exchange(
             method,
-            target,
+            self._target(path, query),
             headers,
             data,
             tls=_tls(ssl_context),
@@ -333,6 +331,12 @@ class KubeClient:
 
     def _url(self, path: str) -> URL:
         return URL(self.configuration.host + path)
+
+    def _target(self, path: str, query: Sequence[tuple[str, str]]) -> str:
+        """What the lean client sends after the method: the host's path prefix, `path` and
+        the encoded query."""
+        url = self._url(path)
+        return (url.with_query(query) if query else url).raw_path_qs
 
     # --- typed verbs on a ResourceKind --------------------------------------------------
 
@@ -470,9 +474,8 @@ class KubeClient:
         )
         if self._pool is not None:
             headers, _, ssl_context = await self._prepared(None, "")
-            url = self._url(kind.path(namespace)).with_query(query)
             lines = self._pool.stream(
-                url.raw_path_qs,
+                self._target(kind.path(namespace), query),
                 headers,
                 tls=_tls(ssl_context),
                 connect_timeout=self.timeout,

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from notebook_controller.runtime import loop
+
+_T = TypeVar("_T")
 
 # `*_created` series are noise for these dashboards and double the exposition size.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -189,6 +193,18 @@ class _LoopWaits(Collector):
 
 
 REGISTRY.register(_LoopWaits())
+
+
+def read_at_scrape(gauge: Gauge, owner: _T, read: Callable[[_T], float]) -> None:
+    """`gauge` (a child, labels chosen) shows `read(owner)` when scraped instead of being set at
+    every change; 0 once `owner` is gone (held weakly: the registry doesn't keep it alive)."""
+    owner_ref = weakref.ref(owner)
+
+    def value() -> float:
+        alive = owner_ref()
+        return read(alive) if alive is not None else 0.0
+
+    gauge.set_function(value)
 
 
 def observe_gc() -> None:

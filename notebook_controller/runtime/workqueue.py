@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import weakref
 from collections import deque
 from collections.abc import Hashable, Iterable
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 from notebook_controller.runtime import metrics
@@ -72,8 +70,7 @@ class WorkQueue(Generic[K]):
         # One timer for all delayed keys, armed for the earliest.
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = 0.0
-        # read at scrape time, not set at every push and pop
-        metrics.WORKQUEUE_DEPTH.labels(name).set_function(partial(_depth, weakref.ref(self)))
+        metrics.read_at_scrape(metrics.WORKQUEUE_DEPTH.labels(name), self, len)
         self._adds = metrics.WORKQUEUE_ADDS.labels(name)
         self._retries = metrics.WORKQUEUE_RETRIES.labels(name)
         self._queue_duration = metrics.WORKQUEUE_QUEUE_DURATION.labels(name)
@@ -237,11 +234,6 @@ class WorkQueue(Generic[K]):
             if future.done() and not future.cancelled():
                 _wake_one(waiters)  # woken, then cancelled: hand the wake-up on
             raise
-
-
-def _depth(queue: weakref.ref[WorkQueue[Any]]) -> float:
-    alive = queue()
-    return len(alive) if alive is not None else 0.0
 
 
 def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:

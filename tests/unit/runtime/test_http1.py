@@ -181,6 +181,17 @@ async def test_a_request_whose_kept_alive_connection_closes_unanswered_is_sent_o
     assert script.connections == 2
 
 
+async def test_a_retry_whose_fresh_connection_closes_unanswered_too_is_not_retried_again() -> None:
+    silent_close = (b"", True)
+    answers = ((OK_JSON, False), silent_close, silent_close, (OK_JSON, False))
+    async with scripted(*answers) as (pool, script):
+        await get(pool)
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await get(pool, "PUT", b"{}")
+    assert [r.split(b" ", 1)[0] for r in script.requests] == [b"GET", b"PUT", b"PUT"]
+    assert script.connections == 2
+
+
 async def test_a_fresh_connection_closed_unanswered_fails_at_once() -> None:
     async with scripted((b"", True), (OK_JSON, False)) as (pool, script):
         with pytest.raises(aiohttp.ServerDisconnectedError):
