@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
+from notebook_controller.runtime import metrics as _runtime_metrics  # noqa: F401  (its value class first)
+
 NOTEBOOKS_IDLE = Gauge(
     "notebook_controller_notebooks_idle",
     "Number of notebooks whose Idle condition is True",

@@ -60,16 +60,24 @@ def index_by_key_secret(notebook: JsonDict) -> list[str]:
 
 
 def load_notebook(store: Store, request: Request) -> Notebook | None:
-    """The live notebook from the cache; None when gone or being deleted (GC does the rest)."""
+    """The live notebook from the cache; None when gone or being deleted (GC does the rest).
+
+    Its status is left unparsed (empty): what reads the status reads the cached object's,
+    always the latest, and the parse is kept through the status writes (a notebook's status
+    changes more often than the rest of it)."""
     raw = store.get(request.namespace, request.name)
     if raw is None or raw["metadata"].get("deletionTimestamp"):
         return None
     try:
-        # parsed once per version, shared by the reconcilers (none mutates it)
-        return store.derived(request.namespace, request.name, Notebook.model_validate)
+        # parsed once per spec and metadata, shared by the reconcilers (none mutates it)
+        return store.derived(request.namespace, request.name, _without_status, reads_status=False)
     except ValidationError as error:
         # The CRD schema should have refused it; nothing to do until the spec changes.
         raise TerminalError(f"notebook does not match the schema: {error}") from error
+
+
+def _without_status(raw: JsonDict) -> Notebook:
+    return Notebook.model_validate({key: value for key, value in raw.items() if key != "status"})
 
 
 def held_by_namesake(actual: JsonDict | None, notebook: Notebook) -> bool:

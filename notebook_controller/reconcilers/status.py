@@ -183,7 +183,7 @@ class StatusReconciler:
         # built once per spec and metadata of the notebook (its pod's and StatefulSet's events
         # wake us a dozen times in between, and our status writes make new versions)
         workload_hash = self.notebooks.derived(
-            namespace, notebook.name, _applied_workload_hash, reads_status=False
+            namespace, notebook.name, _applied_workload_hash, reads_status=False, bounded=False
         )
         assert workload_hash is not None  # the notebook was just read from that cache
         sts = owned(self.statefulsets, statefulset_name(notebook.name))

@@ -171,9 +171,21 @@ class Http1Pool:
                 yield answer
                 return
             yield Answer(status, reason, answer_headers, b"")
-            chunked = "chunked" in answer_headers.get("transfer-encoding", "").lower()
+            # Whatever came is read at once, and its chunks taken apart here: one read (and
+            # one timeout) per round of I/O, not three per event
+            dechunked = (
+                _Dechunked() if "chunked" in answer_headers.get("transfer-encoding", "").lower()
+                else None
+            )  # fmt: skip
             pending = b""
-            while data := await within(_read_chunk(reader) if chunked else reader.read(1 << 16)):
+            while dechunked is None or not dechunked.done:
+                data = await within(reader.read(1 << 16))
+                if not data:
+                    if dechunked is not None:
+                        raise aiohttp.ClientPayloadError("the streamed answer was cut off")
+                    break
+                if dechunked is not None:
+                    data = dechunked.feed(data)
                 *lines, pending = (pending + data).split(b"\n")
                 for line in lines:
                     yield line
@@ -330,6 +342,57 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     while chunk := await _read_chunk(reader):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _Dechunked:
+    """A chunked body taken apart as its bytes come: `feed` returns the data of what came so
+    far, without the framing; `done` once the last chunk and its trailers came."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._left = 0
+        """Bytes of the current chunk's data still to come."""
+        self._state = "size"  # size line, data, the CRLF after the data, trailers
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buffer = self._buffer
+        buffer += data
+        at = 0
+        out: list[bytes] = []
+        while not self.done:
+            if self._state == "data":
+                piece = bytes(buffer[at : at + self._left])
+                if not piece:
+                    break
+                out.append(piece)
+                at += len(piece)
+                self._left -= len(piece)
+                if self._left == 0:
+                    self._state = "crlf"
+            elif self._state == "crlf":
+                if len(buffer) - at < 2:
+                    break
+                if buffer[at : at + 2] != b"\r\n":
+                    raise aiohttp.ClientPayloadError("a chunk does not end with CRLF")
+                at += 2
+                self._state = "size"
+            else:  # a size line, or a trailer line
+                end = buffer.find(b"\r\n", at)
+                if end < 0:
+                    if len(buffer) - at > _HEAD_LIMIT:
+                        raise aiohttp.ClientPayloadError("a chunk's size line is too long")
+                    break
+                line = bytes(buffer[at:end])
+                at = end + 2
+                if self._state == "trailers":
+                    self.done = not line
+                    continue
+                size = _int(line.split(b";", 1)[0].strip().decode("latin-1"), 16)
+                self._left = size
+                self._state = "data" if size else "trailers"
+        del buffer[:at]
+        return b"".join(out)
 
 
 async def _read_chunk(reader: asyncio.StreamReader) -> bytes:

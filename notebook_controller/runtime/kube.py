@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
@@ -52,6 +53,8 @@ PATCH_CONTENT_TYPES: Mapping[str, str] = {
 _EXEC_CHANNELS = (1, 2, 3)
 # methods sent with a Content-Length even without a body (Go's server wants one on a POST)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_AS_IS = re.compile(r"[A-Za-z0-9._~/:@-]*")
+"""Characters a URL's path and query keep as they are (nothing to quote or requote)."""
 SERVICE_ACCOUNT_TOKEN = SERVICE_ACCOUNT_DIR / "token"
 
 
@@ -170,6 +173,8 @@ class KubeClient:
             configuration = _adopt(configuration, self._headers)
         self.configuration: Configuration = configuration
         self.timeout = timeout
+        # the host's path (`/k8s/clusters/c-1` behind a proxy), as yarl joins a path to it
+        self._path_prefix = self._url("/").raw_path[:-1]
         self._http: aiohttp.ClientSession | None = None
         # requests (`request`, `raw_get`) and watches on lean HTTP/1.1 connections, unless
         # through an HTTP proxy (then aiohttp, which tunnels)
@@ -334,7 +339,16 @@ class KubeClient:
 
     def _target(self, path: str, query: Sequence[tuple[str, str]]) -> str:
         """What the lean client sends after the method: the host's path prefix, `path` and
-        the encoded query."""
+        the encoded query. A path and query of names and numbers (every request the
+        controller makes but a watch's label selector) need no quoting and are joined as
+        they are (what yarl makes of them, at a tenth of its cost); others go through yarl."""
+        if (
+            _AS_IS.fullmatch(path)
+            and "/." not in path  # a dot segment, which yarl resolves
+            and all(_AS_IS.fullmatch(key) and _AS_IS.fullmatch(value) for key, value in query)
+        ):
+            target = self._path_prefix + path
+            return f"{target}?{'&'.join(f'{k}={v}' for k, v in query)}" if query else target
         url = self._url(path)
         return (url.with_query(query) if query else url).raw_path_qs
 

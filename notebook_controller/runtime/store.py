@@ -54,6 +54,8 @@ class Store:
         self._derived: OrderedDict[Key, dict[Callable[[JsonDict], Any], Any]] = OrderedDict()
         self._derived_limit = derived_limit
         self._blind: dict[Key, dict[Callable[[JsonDict], Any], Any]] = {}
+        self._blind_in_lru: set[Callable[[JsonDict], Any]] = set()
+        """The status-blind derives whose values are among the last used."""
 
     def get(self, namespace: str | None, name: str) -> JsonDict | None:
         return self._objects.get((namespace or "", name))
@@ -70,6 +72,7 @@ class Store:
         derive: Callable[[JsonDict], T],
         *,
         reads_status: bool = True,
+        bounded: bool = True,
     ) -> T | None:
         """`derive(object)` for the cached object, computed once per version of it while it is
         among the `derived_limit` last used (a parsed model that several reconcilers read);
@@ -77,15 +80,18 @@ class Store:
         never mutate it.
 
         `reads_status=False` says `derive` reads nothing of the status: its value is kept
-        through versions that changed only the status (a status write), and for as long as the
-        object is cached, not only while among the last used (a hash, a flag: keep such
-        values small)."""
+        through versions that changed only the status (a status write). With
+        `bounded=False` too, it is kept for as long as the object is cached, not only while
+        among the last used (a hash, a flag: keep such values small). A `derive` is called
+        with the same flags wherever it is."""
         key = (namespace or "", name)
         obj = self._objects.get(key)
         if obj is None:
             return None
         known: dict[Callable[[JsonDict], Any], Any] | None
-        if reads_status:
+        if bounded:
+            if not reads_status:
+                self._blind_in_lru.add(derive)
             known = self._derived.get(key)
             if known is None:
                 known = self._derived[key] = {}
@@ -120,9 +126,13 @@ class Store:
         old = self._objects.get(key)
         if old is not None:
             self._unindex(key, old)
-            self._derived.pop(key, None)
-            if key in self._blind and not only_status_changed(old, obj):
-                del self._blind[key]
+            known = self._derived.pop(key, None)
+            blind = {d: v for d, v in (known or {}).items() if d in self._blind_in_lru}
+            if (blind or key in self._blind) and only_status_changed(old, obj):
+                if blind:  # kept, as the last used
+                    self._derived[key] = blind
+            else:
+                self._blind.pop(key, None)
         self._objects[key] = obj
         self._index(key, obj)
         return old

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from notebook_controller.runtime import http1
 from notebook_controller.runtime.http1 import Http1Pool
@@ -293,6 +294,43 @@ async def test_the_kube_client_encodes_queries_and_keeps_the_hosts_path_prefix()
     assert script.connections == 1
 
 
+@pytest.mark.parametrize(
+    "host", ["https://10.0.0.1:6443", "https://h/k8s/clusters/c-1", "https://h/"]
+)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/apis/tensorstack.dev/v1beta1/namespaces/team-a/notebooks/nb.1/status",
+        "/api/v1/namespaces/ns/services/http:nb:80/proxy/api/status",
+        "/apis/x/v1/a@b/~c_d",
+        "/a/./b",
+        "/a/../b",
+        "/a/.hidden",
+        "/a//b",
+        "/a/%41",
+        "/a b",
+        "/a/é",
+    ],
+)
+@pytest.mark.parametrize(
+    "query",
+    [
+        [],
+        [("fieldManager", "notebook-controller-status"), ("force", "true")],
+        [("labelSelector", "app in (a,b)"), ("watch", "1")],
+        [("x", "a/b:c@d")],
+        [("x", "a&b=c+d;e")],
+        [("resourceVersion", "123"), ("allowWatchBookmarks", "true")],
+    ],
+)
+def test_the_request_target_is_what_yarl_makes_of_the_url(
+    host: str, path: str, query: list[tuple[str, str]]
+) -> None:
+    client = KubeClient(Configuration(host=host))
+    url = URL(host + path)
+    assert client._target(path, query) == (url.with_query(query) if query else url).raw_path_qs
+
+
 # --- streamed answers (watches) -------------------------------------------------------------
 
 STREAM_HEAD = (
@@ -358,6 +396,35 @@ async def test_a_silent_stream_times_out_as_a_socket_timeout() -> None:
             ):
                 seen.append(line)
     assert seen[1:] == [b"{}"]
+
+
+CHUNKED = (
+    b"5;name=value\r\nhello\r\n1\r\n \r\n"  # a chunk extension
+    b"10\r\nworld, and more\n\r\n0\r\nX-Trailer: 1\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 7, len(CHUNKED)])
+def test_a_chunked_body_is_taken_apart_however_its_bytes_are_split(piece: int) -> None:
+    body = http1._Dechunked()
+    data = b""
+    for at in range(0, len(CHUNKED), piece):
+        assert not body.done
+        data += body.feed(CHUNKED[at : at + piece])
+    assert body.done
+    assert data == b"hello world, and more\n"
+
+
+def test_a_chunk_without_its_crlf_is_a_payload_error() -> None:
+    with pytest.raises(aiohttp.ClientPayloadError, match="does not end with CRLF"):
+        http1._Dechunked().feed(b"2\r\nabXY")
+
+
+async def test_a_stream_whose_chunks_come_split_anywhere_yields_the_same_lines() -> None:
+    body = chunk(b'{"a": 1}\n{"b"') + chunk(b": 2}\n") + b"0\r\n\r\n"
+    pieces = [STREAM_HEAD, *(body[at : at + 3] for at in range(0, len(body), 3))]
+    async with scripted((pieces, False)) as (pool, _):
+        assert (await lines_of(pool))[1:] == [b'{"a": 1}', b'{"b": 2}']
 
 
 async def test_a_stream_cut_off_mid_chunk_is_a_payload_error() -> None:

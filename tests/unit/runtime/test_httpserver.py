@@ -70,6 +70,20 @@ async def test_metrics_exports_controller_runtime_names() -> None:
         assert f"# TYPE {family} counter" in text
 
 
+async def test_metrics_hold_their_values_without_a_lock_and_export_them() -> None:
+    name = f"lockless-{uuid.uuid4().hex[:6]}"
+    controller = Controller(name, Noop(), queue=WorkQueue(name))
+    for key in ("a", "b", "c"):
+        controller.queue.add(Request("ns", key))
+        await controller.reconcile_one(await controller.queue.get())
+    child = metrics.RECONCILE_TOTAL.labels(name, "success")
+    assert isinstance(child._value, metrics.LoopThreadValue)
+    _, text = await scrape()
+    assert f'controller_runtime_reconcile_total{{controller="{name}",result="success"}} 3.0' in text
+    assert f'controller_runtime_reconcile_time_seconds_count{{controller="{name}"}} 3.0' in text
+    assert f'workqueue_adds_total{{name="{name}"}} 3.0' in text
+
+
 async def test_metrics_time_the_garbage_collector_by_generation() -> None:
     metrics.observe_gc()
     metrics.observe_gc()  # once per process, however often it is called

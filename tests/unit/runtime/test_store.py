@@ -176,12 +176,41 @@ def test_a_status_blind_value_is_kept_while_its_object_is_cached_however_many_ar
 
     for name in "abc":
         store.upsert(obj(name))
-        store.derived("ns", name, spec_of, reads_status=False)
+        store.derived("ns", name, spec_of, reads_status=False, bounded=False)
     for name in "abc":  # past the limit of one, still kept
-        store.derived("ns", name, spec_of, reads_status=False)
+        store.derived("ns", name, spec_of, reads_status=False, bounded=False)
     assert calls == ["a", "b", "c"]
     store.delete(("ns", "a"))
-    assert store.derived("ns", "a", spec_of, reads_status=False) is None
+    assert store.derived("ns", "a", spec_of, reads_status=False, bounded=False) is None
     store.upsert(obj("a"))  # another object under that name: derived afresh
-    assert store.derived("ns", "a", spec_of, reads_status=False) == "a"
+    assert store.derived("ns", "a", spec_of, reads_status=False, bounded=False) == "a"
     assert calls == ["a", "b", "c", "a"]
+
+
+def test_a_bounded_status_blind_value_survives_status_writes_but_not_the_limit() -> None:
+    store = Store(derived_limit=2)
+    calls: list[str] = []
+
+    def spec_of(o: dict[str, Any]) -> str:
+        calls.append(f"{o['metadata']['name']}@{o['metadata']['resourceVersion']}")
+        return str(o.get("spec"))
+
+    def version(name: str, rv: str, *, spec: str = "a", phase: str = "Pending") -> dict[str, Any]:
+        new = obj(name, rv=rv)
+        new["spec"] = {"image": spec}
+        new["status"] = {"phase": phase}
+        return new
+
+    store.upsert(version("a", "1"))
+    assert store.derived("ns", "a", spec_of, reads_status=False) == "{'image': 'a'}"
+    store.upsert(version("a", "2", phase="Running"))  # a status write: kept
+    assert store.derived("ns", "a", spec_of, reads_status=False) == "{'image': 'a'}"
+    store.upsert(version("a", "3", spec="b", phase="Running"))  # the spec changed: afresh
+    assert store.derived("ns", "a", spec_of, reads_status=False) == "{'image': 'b'}"
+    assert calls == ["a@1", "a@3"]
+    for name in "bc":  # two others used since: past the limit of two, "a" is dropped
+        store.upsert(version(name, "1"))
+        store.derived("ns", name, spec_of, reads_status=False)
+    store.upsert(version("a", "4", spec="b", phase="Failed"))
+    assert store.derived("ns", "a", spec_of, reads_status=False) == "{'image': 'b'}"
+    assert calls == ["a@1", "a@3", "b@1", "c@1", "a@4"]
