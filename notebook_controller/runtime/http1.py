@@ -173,10 +173,8 @@ class Http1Pool:
             yield Answer(status, reason, answer_headers, b"")
             # Whatever came is read at once, and its chunks taken apart here: one read (and
             # one timeout) per round of I/O, not three per event
-            dechunked = (
-                _Dechunked() if "chunked" in answer_headers.get("transfer-encoding", "").lower()
-                else None
-            )  # fmt: skip
+            chunked = "chunked" in answer_headers.get("transfer-encoding", "").lower()
+            dechunked = _Dechunked() if chunked else None
             pending = b""
             while dechunked is None or not dechunked.done:
                 data = await within(reader.read(1 << 16))

@@ -45,8 +45,8 @@ class Store:
         self, indexers: Mapping[str, Indexer] | None = None, *, derived_limit: int = 256
     ) -> None:
         """`derived_limit`: how many objects' derived values are kept (the most recently
-        used); a parsed notebook is 8 KB, and what reconcilers read together is read within
-        milliseconds of each other. Status-blind values (`derived`) are not counted."""
+        used); a parsed notebook takes kilobytes, and what reconcilers read together is read
+        within milliseconds of each other. Unbounded values (`derived`) are not counted."""
         self._objects: dict[Key, JsonDict] = {}
         self._indexers: dict[str, Indexer] = {INDEX_CONTROLLER_UID: controller_uid_indexer}
         self._indexers.update(indexers or {})
