@@ -180,7 +180,7 @@ class Http1Pool:
                 data = await within(reader.read(1 << 16))
                 if not data:
                     if dechunked is not None:
-                        raise aiohttp.ClientPayloadError("the streamed answer was cut off")
+                        raise asyncio.IncompleteReadError(b"", None)  # before the last chunk
                     break
                 if dechunked is not None:
                     data = dechunked.feed(data)
@@ -289,7 +289,8 @@ async def _read_body(
         if method == "HEAD" or status in _NO_BODY_STATUSES:
             body = b""
         elif "chunked" in headers.get("transfer-encoding", "").lower():
-            body = await _read_chunked(reader)
+            body, clean = await _read_chunked(reader)
+            keep = keep and clean
         elif "content-length" in headers:
             length = _int(headers["content-length"], 10)
             body = await reader.readexactly(length)
@@ -298,8 +299,6 @@ async def _read_body(
             keep = False
     except asyncio.IncompleteReadError as error:
         raise aiohttp.ClientPayloadError("the answer was cut off") from error
-    except asyncio.LimitOverrunError as error:
-        raise aiohttp.ClientPayloadError("a chunk's size line is too long") from error
     return Answer(status, reason, headers, body), keep
 
 
@@ -335,11 +334,17 @@ def _parse_head(head: bytes) -> tuple[int, str, str, dict[str, str]]:
     return status, parts[2] if len(parts) > 2 else "", parts[0], headers
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks: list[bytes] = []
-    while chunk := await _read_chunk(reader):
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def _read_chunked(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
+    """A chunked body's data, and whether nothing came after it (bytes after an answer are
+    none of the next one's: such a connection is not kept)."""
+    body = _Dechunked()
+    pieces: list[bytes] = []
+    while not body.done:
+        data = await reader.read(1 << 16)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", None)
+        pieces.append(body.feed(data))
+    return b"".join(pieces), not body.extra
 
 
 class _Dechunked:
@@ -392,20 +397,10 @@ class _Dechunked:
         del buffer[:at]
         return b"".join(out)
 
-
-async def _read_chunk(reader: asyncio.StreamReader) -> bytes:
-    """The next chunk's data; b"" for the last (its trailers read)."""
-    size_line = await reader.readuntil(b"\r\n")
-    size = _int(size_line[:-2].split(b";", 1)[0].strip().decode("latin-1"), 16)
-    if size == 0:
-        # trailers (none from the API server), then the empty line
-        while await reader.readuntil(b"\r\n") != b"\r\n":
-            pass
-        return b""
-    data = await reader.readexactly(size)
-    if await reader.readexactly(2) != b"\r\n":
-        raise aiohttp.ClientPayloadError("a chunk does not end with CRLF")
-    return data
+    @property
+    def extra(self) -> bool:
+        """Bytes came after the last chunk's trailers."""
+        return self.done and bool(self._buffer)
 
 
 def _int(text: str, base: int) -> int:

@@ -15,6 +15,8 @@ Indexer = Callable[[JsonDict], list[str]]
 INDEX_CONTROLLER_UID = "controller-uid"
 
 T = TypeVar("T")
+_Values = dict[Callable[[JsonDict], Any], Any]
+"""Values derived from one object, by the function that derived them."""
 
 
 def object_key(obj: Mapping[str, Any]) -> Key:
@@ -51,11 +53,10 @@ class Store:
         self._indexers: dict[str, Indexer] = {INDEX_CONTROLLER_UID: controller_uid_indexer}
         self._indexers.update(indexers or {})
         self._indexes: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
-        self._derived: OrderedDict[Key, dict[Callable[[JsonDict], Any], Any]] = OrderedDict()
+        # the last used objects' values: (those that read the status, those that don't)
+        self._derived: OrderedDict[Key, tuple[_Values, _Values]] = OrderedDict()
         self._derived_limit = derived_limit
-        self._blind: dict[Key, dict[Callable[[JsonDict], Any], Any]] = {}
-        self._blind_in_lru: set[Callable[[JsonDict], Any]] = set()
-        """The status-blind derives whose values are among the last used."""
+        self._blind: dict[Key, _Values] = {}
 
     def get(self, namespace: str | None, name: str) -> JsonDict | None:
         return self._objects.get((namespace or "", name))
@@ -83,26 +84,24 @@ class Store:
         through versions that changed only the status (a status write). With
         `bounded=False` too, it is kept for as long as the object is cached, not only while
         among the last used (a hash, a flag: keep such values small). A `derive` is called
-        with the same flags wherever it is."""
+        with the same flags wherever it is (its value is kept under them)."""
         key = (namespace or "", name)
         obj = self._objects.get(key)
         if obj is None:
             return None
-        known: dict[Callable[[JsonDict], Any], Any] | None
+        if not bounded and reads_status:
+            raise ValueError("only a status-blind value is kept for as long as its object")
         if bounded:
-            if not reads_status:
-                self._blind_in_lru.add(derive)
-            known = self._derived.get(key)
-            if known is None:
-                known = self._derived[key] = {}
+            entry = self._derived.get(key)
+            if entry is None:
+                entry = self._derived[key] = ({}, {})
                 if len(self._derived) > self._derived_limit:
                     self._derived.popitem(last=False)
             else:
                 self._derived.move_to_end(key)
+            known = entry[0] if reads_status else entry[1]
         else:
-            known = self._blind.get(key)
-            if known is None:
-                known = self._blind[key] = {}
+            known = self._blind.setdefault(key, {})
         if derive in known:
             found: T = known[derive]
             return found
@@ -126,11 +125,11 @@ class Store:
         old = self._objects.get(key)
         if old is not None:
             self._unindex(key, old)
-            known = self._derived.pop(key, None)
-            blind = {d: v for d, v in (known or {}).items() if d in self._blind_in_lru}
+            entry = self._derived.pop(key, None)
+            blind = entry[1] if entry is not None else None
             if (blind or key in self._blind) and only_status_changed(old, obj):
                 if blind:  # kept, as the last used
-                    self._derived[key] = blind
+                    self._derived[key] = ({}, blind)
             else:
                 self._blind.pop(key, None)
         self._objects[key] = obj

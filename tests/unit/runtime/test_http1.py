@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from notebook_controller.runtime import http1
+from notebook_controller.runtime import http1, kube
 from notebook_controller.runtime.http1 import Http1Pool
 from notebook_controller.runtime.kinds import PODS
 from notebook_controller.runtime.kube import ApiError, KubeClient
@@ -114,6 +114,21 @@ async def test_chunked_answers_are_joined_with_extensions_and_trailers_skipped()
         await get(pool)
     assert (answer.status, answer.reason, answer.body) == (201, "Created", b'{"a": 12}')
     assert script.connections == 1  # the whole chunked answer was read: the connection is reusable
+
+
+async def test_a_chunked_answer_followed_by_stray_bytes_does_not_keep_its_connection() -> None:
+    stray = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1"
+    async with scripted((stray, False), (OK_JSON, False)) as (pool, script):
+        assert (await get(pool)).body == b"ok"
+        assert (await get(pool)).body == b'{"a": "bc"}'
+    assert script.connections == 2
+
+
+async def test_a_chunked_answer_cut_off_between_chunks_fails() -> None:
+    cut = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n"
+    async with scripted((cut, True)) as (pool, _):
+        with pytest.raises(aiohttp.ClientPayloadError, match="the answer was cut off"):
+            await get(pool)
 
 
 async def test_an_answer_without_length_ends_with_its_connection_which_is_not_reused() -> None:
@@ -329,6 +344,25 @@ def test_the_request_target_is_what_yarl_makes_of_the_url(
     client = KubeClient(Configuration(host=host))
     url = URL(host + path)
     assert client._target(path, query) == (url.with_query(query) if query else url).raw_path_qs
+
+
+def test_a_target_of_names_and_numbers_is_joined_without_yarl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = KubeClient(Configuration(host="https://h/k8s/clusters/c-1"))
+
+    def no_yarl(*_: object) -> None:
+        raise AssertionError("yarl was asked")
+
+    monkeypatch.setattr(kube, "URL", no_yarl)
+    target = client._target(
+        "/apis/tensorstack.dev/v1beta1/namespaces/a/notebooks/nb-1/status",
+        [("fieldManager", "notebook-controller-status"), ("force", "true")],
+    )
+    assert target == (
+        "/k8s/clusters/c-1/apis/tensorstack.dev/v1beta1/namespaces/a/notebooks/nb-1/status"
+        "?fieldManager=notebook-controller-status&force=true"
+    )
 
 
 # --- streamed answers (watches) -------------------------------------------------------------

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from notebook_controller.runtime.store import (
     INDEX_CONTROLLER_UID,
     Store,
@@ -214,3 +216,5 @@ def test_a_bounded_status_blind_value_survives_status_writes_but_not_the_limit()
     store.upsert(version("a", "4", spec="b", phase="Failed"))
     assert store.derived("ns", "a", spec_of, reads_status=False) == "{'image': 'b'}"
     assert calls == ["a@1", "a@3", "b@1", "c@1", "a@4"]
+    with pytest.raises(ValueError, match="status-blind"):
+        store.derived("ns", "a", spec_of, bounded=False)  # it reads the status
