@@ -37,7 +37,7 @@ from notebook_controller.api.models import NAME_LABEL
 from notebook_controller.builders.names import MANAGED_SELECTOR, ssh_service_name
 from notebook_controller.idle.jupyter import choose_route
 from notebook_controller.idle.policy_source import PolicySource
-from notebook_controller.reconcilers.idle import IdleReconciler, pod_news
+from notebook_controller.reconcilers.idle import IdleReconciler, off_node, pod_news
 from notebook_controller.reconcilers.notebooks import (
     INDEX_KEY_SECRET,
     INDEX_NAME_LABEL,
@@ -344,7 +344,8 @@ def build(manager: Manager, client: KubeClient, settings: Settings) -> None:
     idle = controller("idle", idle_reconciler)
     idle.watch_primary(notebooks, not_our_status_write)
     # A change of the pod's state (scheduled, Ready, not Ready, gone, replaced) is judged at
-    # once; other updates of the pod don't wake it (they wait for the probe interval).
-    idle.watch_mapped(pods, pod_to_notebook, pod_news)
+    # once; other updates of the pod don't wake it (they wait for the probe interval), nor does
+    # a new pod not yet on a node (it reads as no pod).
+    idle.watch_mapped(pods, pod_to_notebook, pod_news, ignore_add=off_node)
     idle.watch_mapped(configmaps, every_notebook_on_policy_change(policies, notebooks.store))
     manager.add_runnable(idle_reconciler.close_on_exit, needs_leader=False)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
+import functools
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -29,7 +29,9 @@ from http import HTTPStatus
 from typing import Any, Final, Literal, Protocol
 
 import aiohttp
+import orjson
 import structlog
+from prometheus_client import Counter
 
 from notebook_controller.idle import metrics
 from notebook_controller.runtime.clock import parse_rfc3339
@@ -287,7 +289,7 @@ def api_server_status(status: int, body: bytes) -> str | None:
     if 200 <= status <= 299 or not body.lstrip().startswith(b"{"):
         return None
     try:
-        parsed = json.loads(body)
+        parsed = orjson.loads(body)
     except ValueError:
         return None
     if not isinstance(parsed, dict) or parsed.get("kind") != "Status":
@@ -343,6 +345,15 @@ def _os_words(error: OSError) -> str:
 # --- the probe ------------------------------------------------------------------------------
 
 
+_DURATION: Final = metrics.PROBE_DURATION.labels("jupyter")
+
+
+@functools.cache
+def _failures(failure: str) -> Counter:
+    """The failure counter of a kind of failure (a handful of kinds: the children are kept)."""
+    return metrics.PROBE_FAILURES.labels(failure)
+
+
 class JupyterProbe:
     """Probes share one transport; at most `max_concurrency` probes run at once."""
 
@@ -382,11 +393,11 @@ class JupyterProbe:
             try:
                 result = await self._probe(base, request_timeout or self.timeout)
             except ProbeFailed as failed:
-                metrics.PROBE_FAILURES.labels(failed.failure).inc()
+                _failures(failed.failure).inc()
                 log.debug("jupyter probe failed", failure=failed.failure, detail=failed.detail)
                 result = JupyterActivity.unreachable(failed.failure, failed.detail)
             finally:
-                metrics.PROBE_DURATION.labels("jupyter").observe(time.monotonic() - started)
+                _DURATION.observe(time.monotonic() - started)
         return result
 
     async def _probe(self, base: str, request_timeout: float) -> JupyterActivity:
@@ -422,7 +433,7 @@ class JupyterProbe:
         if answer.status != 200:
             raise ProbeFailed(f"http-{answer.status}", _http_words(url, answer))
         try:
-            return json.loads(answer.body)
+            return orjson.loads(answer.body)
         except ValueError as error:
             raise ProbeFailed(
                 "bad-response",

@@ -534,6 +534,13 @@ def pod_news(old: JsonDict, new: JsonDict) -> bool:
     return _pod_facts(old) != _pod_facts(new)
 
 
+def off_node(pod: JsonDict) -> bool:
+    """A pod not on a node (not scheduled yet, or going away): the idle reconciler decides of it
+    what it decides of no pod, "not running". So a new pod's add is no news (whoever made it woke
+    the reconciler before: the notebook's add, the old pod's delete); its scheduling is."""
+    return _pod_state(pod) is PodState.NOT_RUNNING
+
+
 def _pod_facts(pod: JsonDict) -> tuple[object, ...]:
     return (_pod_state(pod), _uid(pod), _pod_started(pod), _pod_not_ready_since(pod))
 

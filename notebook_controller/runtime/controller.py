@@ -118,10 +118,12 @@ class Controller:
         predicate: UpdatePredicate | None = None,
         *,
         ignore: Ignore | None = None,
+        ignore_add: Ignore | None = None,
     ) -> None:
         """Every request `mapper` returns for an object's old or new state is enqueued: on
         every add and delete, and on the updates `predicate(old, new)` lets through; but an add
-        or update of an object `ignore` names (as it now is) wakes no one."""
+        or update of an object `ignore` names (as it now is) wakes no one, nor does an add of
+        one `ignore_add` names (its updates are the predicate's to judge)."""
 
         def enqueue(*objs: JsonDict) -> None:
             for obj in objs:
@@ -129,7 +131,7 @@ class Controller:
                     self.wake(request)
 
         def add(obj: JsonDict) -> None:
-            if ignore is None or not ignore(obj):
+            if (ignore is None or not ignore(obj)) and (ignore_add is None or not ignore_add(obj)):
                 enqueue(obj)
 
         def update(old: JsonDict, new: JsonDict) -> None:

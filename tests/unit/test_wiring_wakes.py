@@ -174,6 +174,23 @@ async def test_a_pods_probe_time_wakes_no_one_its_readiness_status_and_idle() ->
     assert await wired.woken() == {"status", "idle"}
 
 
+async def test_a_new_pod_off_any_node_wakes_the_idle_reconciler_when_scheduled() -> None:
+    wired = await Wired.start()
+    wired.deliver("Notebook", wired.notebook)
+    assert "idle" in await wired.woken()
+    unscheduled = edited(POD, "7", spec={"containers": [{"name": "notebook"}]})
+    unscheduled["status"] = {"phase": "Pending"}
+    wired.deliver("Pod", unscheduled)
+    assert await wired.woken() == {"status"}  # to idle, the same as no pod: nothing to judge
+    wired.deliver("Pod", edited(unscheduled, "8", spec__nodeName="node-1"))
+    assert "idle" in await wired.woken()
+    wired.deliver("Pod", edited(POD, "9", status__conditions=[{"type": "Ready", "status": "True"}]))
+    await wired.woken()
+    going = edited(POD, "10", metadata__deletionTimestamp="2026-11-27T01:00:00Z")
+    wired.deliver("Pod", going)
+    assert "idle" in await wired.woken()  # off its node now: an update, judged
+
+
 async def test_the_echo_of_our_status_write_wakes_no_one_a_users_edit_does() -> None:
     wired = await Wired.start()
     cached = wired.deliver("Notebook", wired.notebook)

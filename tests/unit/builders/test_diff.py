@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,8 @@ import pytest
 from notebook_controller.api.models import Notebook
 from notebook_controller.builders import services, workload
 from notebook_controller.builders.meta import APPLIED_HASH_ANNOTATION
-from notebook_controller.runtime.diff import covers, needs_apply, parse_quantity
-from tests.unit.builders.seeds import SEED_GPU, SEED_SSH, with_spec
+from notebook_controller.runtime.diff import content_hash, covers, needs_apply, parse_quantity
+from tests.unit.builders.seeds import SEED_BASIC, SEED_GPU, SEED_SSH, with_spec
 from tests.unit.builders.seeds import served as served_notebook
 
 
@@ -137,3 +140,65 @@ def test_objects_as_the_api_server_returns_them_need_no_apply(key: str) -> None:
     tampered = copy.deepcopy(stored)
     tampered["metadata"]["labels"]["notebook.tensorstack.dev/name"] = "other"
     assert needs_apply(desired, tampered)
+
+
+def _json_hash(obj: object) -> str:
+    """The hash as earlier versions computed it (the standard library's canonical JSON)."""
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class _Mode(StrEnum):
+    ON = "on"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "é 中文",
+        "\x7f",
+        '\t\n"\\ </>',
+        0.5,
+        0.00001,
+        1e16,
+        -0.0,
+        2**70,
+        {"image": "v:1.2", "b": [1, 2.5, {"z": None, "a": True}]},
+        {"mode": _Mode.ON},
+        {"when": datetime(2026, 11, 27, tzinfo=UTC)},
+        {1: "int key"},
+    ],
+)
+def test_an_objects_hash_is_what_earlier_versions_computed(value: Any) -> None:
+    assert content_hash({"metadata": {"name": "x"}, "value": value}) == _json_hash(
+        {"metadata": {"name": "x"}, "value": value}
+    )
+
+
+@pytest.mark.parametrize("seed", [SEED_BASIC, SEED_GPU, SEED_SSH])
+def test_the_childrens_hashes_are_what_earlier_versions_computed(seed: str) -> None:
+    notebook = served_notebook(seed)
+    children = [
+        workload.statefulset(notebook),
+        services.http_service(notebook),
+        services.ssh_service(notebook),
+    ]
+    for child in filter(None, children):
+        metadata = dict(child["metadata"])
+        annotations = dict(metadata.pop("annotations"))
+        applied = annotations.pop(APPLIED_HASH_ANNOTATION)
+        if annotations:
+            metadata["annotations"] = annotations
+        assert applied == _json_hash({**child, "metadata": metadata}), child["kind"]
+
+
+def test_a_childs_hash_takes_the_fast_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow_way(*_: object, **__: object) -> str:
+        raise AssertionError("hashed through the standard library's json")
+
+    statefulset = workload.statefulset(served_notebook(SEED_GPU))  # (its hash, the slow way)
+    monkeypatch.setattr(json, "dumps", slow_way)  # the module diff calls
+    assert content_hash(statefulset) == content_hash(copy.deepcopy(statefulset))
+    with pytest.raises(AssertionError, match="standard library"):
+        content_hash({"fraction": 0.5})
