@@ -197,7 +197,7 @@ def test_a_childs_hash_takes_the_fast_way(monkeypatch: pytest.MonkeyPatch) -> No
     def slow_way(*_: object, **__: object) -> str:
         raise AssertionError("hashed through the standard library's json")
 
-    statefulset = workload.statefulset(served_notebook(SEED_GPU))  # (its hash, the slow way)
+    statefulset = workload.statefulset(served_notebook(SEED_GPU))
     monkeypatch.setattr(json, "dumps", slow_way)  # the module diff calls
     assert content_hash(statefulset) == content_hash(copy.deepcopy(statefulset))
     with pytest.raises(AssertionError, match="standard library"):
