@@ -111,7 +111,7 @@ _ORJSON_OPTIONS: Final = (
     | orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_DATACLASS
 )
-_FLOAT: Final = re.compile(rb"[:,\[]-?[0-9]+[.eE]")
+_FLOAT: Final = re.compile(rb"(?:^|[:,\[])-?[0-9]+[.eE]")
 """A number with a fraction or an exponent (orjson and json write some differently: 0.00001 and
 1e-05). Also found inside strings ("v:1.2"), which only sends that object the slow way."""
 

@@ -202,3 +202,8 @@ def test_a_childs_hash_takes_the_fast_way(monkeypatch: pytest.MonkeyPatch) -> No
     assert content_hash(statefulset) == content_hash(copy.deepcopy(statefulset))
     with pytest.raises(AssertionError, match="standard library"):
         content_hash({"fraction": 0.5})
+
+
+@pytest.mark.parametrize("value", [0.00001, 1e16, "é", [0.5], 7, "x"])
+def test_a_hash_of_a_bare_value_is_what_earlier_versions_computed(value: Any) -> None:
+    assert content_hash(value) == _json_hash(value)
