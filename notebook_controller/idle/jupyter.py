@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,6 @@ from typing import Any, Final, Literal, Protocol
 import aiohttp
 import orjson
 import structlog
-from prometheus_client import Counter
 
 from notebook_controller.idle import metrics
 from notebook_controller.runtime.clock import parse_rfc3339
@@ -348,12 +346,6 @@ def _os_words(error: OSError) -> str:
 _DURATION: Final = metrics.PROBE_DURATION.labels("jupyter")
 
 
-@functools.cache
-def _failures(failure: str) -> Counter:
-    """The failure counter of a kind of failure (a handful of kinds: the children are kept)."""
-    return metrics.PROBE_FAILURES.labels(failure)
-
-
 class JupyterProbe:
     """Probes share one transport; at most `max_concurrency` probes run at once."""
 
@@ -393,7 +385,7 @@ class JupyterProbe:
             try:
                 result = await self._probe(base, request_timeout or self.timeout)
             except ProbeFailed as failed:
-                _failures(failed.failure).inc()
+                metrics.probe_failures(failed.failure).inc()
                 log.debug("jupyter probe failed", failure=failed.failure, detail=failed.detail)
                 result = JupyterActivity.unreachable(failed.failure, failed.detail)
             finally:

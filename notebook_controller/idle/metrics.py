@@ -5,6 +5,8 @@ prometheus_client appends `_total` to counter names on exposition.
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from notebook_controller.runtime import metrics as _runtime_metrics  # noqa: F401  (its value class first)
@@ -34,6 +36,15 @@ PROBE_FAILURES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+
+
+@functools.cache
+def probe_failures(reason: str) -> Counter:
+    """PROBE_FAILURES' child for `reason`, looked up once (a probe that fails does it every
+    time; the reasons are few: the help text's, one per HTTP status seen)."""
+    return PROBE_FAILURES.labels(reason)
+
+
 POLICY_RELOADS = Counter(
     "notebook_controller_idle_policy_reloads",
     "Idle-policy ConfigMap loads, by result (applied or rejected)",

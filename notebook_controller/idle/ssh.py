@@ -72,12 +72,12 @@ async def read_ssh_activity(exec_in_pod: Exec, port: int = SSH_PORT) -> SshActiv
         except Exception as error:  # any exec failure means "unknown", never idle
             partial = getattr(error, "output", "")
             if not (isinstance(partial, str) and looks_like_proc_net_tcp(partial)):
-                metrics.PROBE_FAILURES.labels("exec").inc()
+                metrics.probe_failures("exec").inc()
                 log.debug("ssh probe failed", error=repr(error))
                 return SshActivity(reachable=False, detail=f"exec failed: {error}")
             text = partial
         if not looks_like_proc_net_tcp(text):
-            metrics.PROBE_FAILURES.labels("bad-response").inc()
+            metrics.probe_failures("bad-response").inc()
             return SshActivity(reachable=False, detail="no /proc/net/tcp table in exec output")
         return SshActivity(reachable=True, connections=count_established(text, port))
     finally:
