@@ -371,14 +371,23 @@ async def test_the_primarys_own_events_are_not_batched() -> None:
     await run_briefly(controller, [spec_change()])
 
 
-async def test_a_pass_that_starts_drops_the_batched_wake_up_it_already_sees() -> None:
-    clock = FakeClock()
-    reconciler = ScriptedReconciler()
+def batching_controller(
+    reconciler: ScriptedReconciler, clock: FakeClock
+) -> tuple[Controller, RecordingInformer, RecordingInformer]:
+    """A controller with the status reconciler's batch period, and its notebooks' and their
+    children's informers."""
     controller = make_controller(reconciler, clock)
     controller.batch_seconds = 0.25
     primary, owned = RecordingInformer(), RecordingInformer()
     controller.watch_primary(cast(Informer, primary))
     controller.watch_owned(cast(Informer, owned), NOTEBOOK_KIND)
+    return controller, primary, owned
+
+
+async def test_a_pass_that_starts_drops_the_batched_wake_up_it_already_sees() -> None:
+    clock = FakeClock()
+    reconciler = ScriptedReconciler()
+    controller, primary, owned = batching_controller(reconciler, clock)
 
     async def events() -> None:
         owned.handlers[0].on_add(child("Notebook"))  # its StatefulSet: a wake-up in 0.25 s
@@ -403,11 +412,7 @@ async def test_an_event_during_a_pass_still_wakes_the_next_one() -> None:
             return await super().reconcile(request)
 
     reconciler = Slow()
-    controller = make_controller(reconciler, clock)
-    controller.batch_seconds = 0.25
-    primary, owned = RecordingInformer(), RecordingInformer()
-    controller.watch_primary(cast(Informer, primary))
-    controller.watch_owned(cast(Informer, owned), NOTEBOOK_KIND)
+    controller, primary, owned = batching_controller(reconciler, clock)
 
     async def events() -> None:
         primary.handlers[0].on_update(NOTEBOOK, NOTEBOOK)
