@@ -9,6 +9,7 @@ of several under one field manager).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -119,6 +120,16 @@ WHOLE: Final = ""
 """The part name of a status written by one reconciler alone."""
 
 
+class _Writers:
+    """The status writes of one object under way: one sends, the others wait."""
+
+    __slots__ = ("count", "lock")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.count = 0
+
+
 class SharedStatus:
     """Objects' `/status` under one field manager, made of parts that different reconcilers
     compute (each through its own `StatusApplier`).
@@ -148,6 +159,7 @@ class SharedStatus:
         self._written: dict[Request, tuple[str, JsonDict]] = {}
         self._sending: dict[Request, JsonDict] = {}  # a write on its way: the status it sends
         self._offered: dict[Request, dict[str, JsonDict]] = {}
+        self._writers: dict[Request, _Writers] = {}  # the writes of an object, one at a time
         self.on_offer: Callable[[Request, str], None] | None = None
 
     def own_write(self, obj: JsonDict) -> bool:
@@ -197,8 +209,28 @@ class SharedStatus:
 
     async def write(self, cached: JsonDict, part: str, content: JsonDict) -> JsonDict:
         """Apply `content` as `part` of the status of the object `cached` is, with the other
-        parts; returns the server's object."""
+        parts; returns the server's object.
+
+        One write per object at a time: a write that starts while another part's is on its
+        way waits for it, then carries that write's parts. Begun side by side, each would carry
+        the other part as it was before both, and whichever landed last would undo the other's
+        change (under one field manager), its echo waking no one."""
         request = Request.for_object(cached)
+        writers = self._writers.get(request)
+        if writers is None:
+            writers = self._writers[request] = _Writers()
+        writers.count += 1
+        try:
+            async with writers.lock:
+                return await self._write(request, cached, part, content)
+        finally:
+            writers.count -= 1
+            if writers.count == 0:
+                del self._writers[request]
+
+    async def _write(
+        self, request: Request, cached: JsonDict, part: str, content: JsonDict
+    ) -> JsonDict:
         current = self.status(request, cached)
         offered = self._offered.get(request, {})
         pieces = {name: part_of(current) for name, part_of in self.parts.items()}

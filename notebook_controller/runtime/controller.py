@@ -53,19 +53,12 @@ class Controller:
         that much later, so those that arrive together (a notebook's StatefulSet, its rollout,
         its pod) are one reconcile (as kube-controller-manager's
         --endpoint-updates-batch-period). The primary object's own events wake it at once: who
-        changed it waits for its status to follow.
-
-        A reconcile that starts drops its key's pending delayed wake-ups (a batched event, an
-        earlier `requeue_after`, a retry): it sees what they were for, and its own Result asks
-        again for what is still due (runtime.reconcile). A `queue` given keeps client-go's
-        semantics unless made with `handed_out_drops_delayed`."""
+        changed it waits for its status to follow."""
         self.name = name
         self.batch_seconds = batch_seconds
         self.reconciler = reconciler
         self.workers = workers
-        self.queue: WorkQueue[Request] = (
-            queue if queue is not None else WorkQueue(name, handed_out_drops_delayed=True)
-        )
+        self.queue: WorkQueue[Request] = queue if queue is not None else WorkQueue(name)
         self.informers: list[Informer] = []
         self._log_key = log_key
         self._reconcile_total = {

@@ -4,10 +4,6 @@ controller-runtime keeps its `reconcile` package apart from `controller`).
 An exception is retried with the queue's rate limit; `requeue_after` forgets the failure streak
 and looks again after the delay; a TerminalError (bad spec) is not retried — the reconciler
 records an event and a condition itself.
-
-Reconcilers are level-triggered: each pass asks for every later look it still needs. A pass
-that starts before an earlier `requeue_after` (or a retry, or a batched wake-up) is due drops
-it (runtime.controller), so a reconciler never counts on a timer that an earlier pass set.
 """
 
 from __future__ import annotations

@@ -4,10 +4,6 @@
 - A key being processed is never handed to a second worker; re-added meanwhile, it is queued
   again when the first worker calls `done`.
 - `add_after` keeps the earliest time when a key is already waiting for a delay.
-- With `handed_out_drops_delayed` (a controller's queue: level-triggered reconcilers), a key
-  handed out to a worker drops its pending delayed add: the pass that now starts sees all that
-  the delayed add was for, and asks again for what it still needs (client-go's queue keeps it,
-  and the key is processed once more for nothing).
 - `add_rate_limited` asks the rate limiter for the delay (per-key backoff and a global bucket);
   `forget` ends a key's failure streak.
 - After `shut_down` adds are ignored, delayed keys are dropped, keys already queued are still
@@ -53,10 +49,8 @@ class WorkQueue(Generic[K]):
         rate_limiter: RateLimiter | None = None,
         *,
         clock: Clock | None = None,
-        handed_out_drops_delayed: bool = False,
     ) -> None:
         self.name = name
-        self._handed_out_drops_delayed = handed_out_drops_delayed
         self._clock = clock or MonotonicClock()
         self._rate_limiter = rate_limiter or default_controller_rate_limiter(self._clock)
         self._queue: deque[K] = deque()
@@ -189,8 +183,6 @@ class WorkQueue(Generic[K]):
 
     def _pop(self) -> K:
         key = self._queue.popleft()
-        if self._handed_out_drops_delayed:
-            self._ready_at.pop(key, None)  # (its heap entry is now stale: skipped when due)
         if not self._queue:
             _HOLDING.discard(self)
         self._processing.add(key)

@@ -44,10 +44,7 @@ class ScriptedReconciler:
 def make_controller(reconciler: Any, clock: FakeClock, workers: int = 1) -> Controller:
     name = f"test-{uuid.uuid4().hex[:8]}"
     queue: WorkQueue[Request] = WorkQueue(
-        name,
-        ExponentialFailureRateLimiter(base_delay=1.0, max_delay=60.0),
-        clock=clock,
-        handed_out_drops_delayed=True,  # as a controller's own queue
+        name, ExponentialFailureRateLimiter(base_delay=1.0, max_delay=60.0), clock=clock
     )
     return Controller(name, reconciler, workers=workers, queue=queue, log_key="notebook")
 
@@ -210,7 +207,6 @@ class RecordingInformer:
 
 
 NOTEBOOK_KIND = ResourceKind("tensorstack.dev", "v1beta1", "notebooks", "Notebook")
-NOTEBOOK = {"metadata": {"name": "nb", "namespace": "ns"}}
 
 
 def child(
@@ -369,103 +365,6 @@ async def test_the_primarys_own_events_are_not_batched() -> None:
         assert reconciler.calls == [KEY]  # at once: who changed it waits for its status
 
     await run_briefly(controller, [spec_change()])
-
-
-def batching_controller(
-    reconciler: ScriptedReconciler, clock: FakeClock
-) -> tuple[Controller, RecordingInformer, RecordingInformer]:
-    """A controller with the status reconciler's batch period, and its notebooks' and their
-    children's informers."""
-    controller = make_controller(reconciler, clock)
-    controller.batch_seconds = 0.25
-    primary, owned = RecordingInformer(), RecordingInformer()
-    controller.watch_primary(cast(Informer, primary))
-    controller.watch_owned(cast(Informer, owned), NOTEBOOK_KIND)
-    return controller, primary, owned
-
-
-async def test_a_pass_that_starts_drops_the_batched_wake_up_it_already_sees() -> None:
-    clock = FakeClock()
-    reconciler = ScriptedReconciler()
-    controller, primary, owned = batching_controller(reconciler, clock)
-
-    async def events() -> None:
-        owned.handlers[0].on_add(child("Notebook"))  # its StatefulSet: a wake-up in 0.25 s
-        await clock.advance(0.1)
-        primary.handlers[0].on_update(NOTEBOOK, NOTEBOOK)  # at once: sees the StatefulSet too
-        await settle()
-        assert reconciler.calls == [KEY]
-        await clock.advance(1)
-
-    await run_briefly(controller, [events()])
-    assert reconciler.calls == [KEY]  # not a second time when the batch period ended
-
-
-async def test_an_event_during_a_pass_still_wakes_the_next_one() -> None:
-    clock = FakeClock()
-    started, release = asyncio.Event(), asyncio.Event()
-
-    class Slow(ScriptedReconciler):
-        async def reconcile(self, request: Request) -> Result:
-            started.set()
-            await release.wait()
-            return await super().reconcile(request)
-
-    reconciler = Slow()
-    controller, primary, owned = batching_controller(reconciler, clock)
-
-    async def events() -> None:
-        primary.handlers[0].on_update(NOTEBOOK, NOTEBOOK)
-        await started.wait()
-        owned.handlers[0].on_add(child("Notebook"))  # the running pass may not have seen it
-        release.set()
-        await settle()
-        assert len(reconciler.calls) == 1
-        await clock.advance(0.25)
-
-    await run_briefly(controller, [events()])
-    assert reconciler.calls == [KEY, KEY]
-
-
-async def test_a_pass_that_starts_drops_an_earlier_requeue_and_asks_its_own() -> None:
-    clock = FakeClock()
-    reconciler = ScriptedReconciler(
-        Result(requeue_after=10), Result(requeue_after=30), Result(requeue_after=30), Result()
-    )
-    controller = make_controller(reconciler, clock)
-    primary = RecordingInformer()
-    controller.watch_primary(cast(Informer, primary))
-    controller.queue.add(KEY)
-
-    async def later() -> None:
-        await clock.advance(5)
-        primary.handlers[0].on_update(NOTEBOOK, NOTEBOOK)  # before the first requeue is due
-        await settle()
-        assert len(reconciler.calls) == 2
-        await clock.advance(10)  # when the first pass's requeue was due: dropped
-        assert len(reconciler.calls) == 2
-        await clock.advance(20)  # 30 s after the second pass, as it asked
-        assert len(reconciler.calls) == 3
-
-    await run_briefly(controller, [later()])
-
-
-async def test_a_queue_given_keeps_client_gos_delayed_adds() -> None:
-    clock = FakeClock()
-    reconciler = ScriptedReconciler(Result(requeue_after=10))
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    queue: WorkQueue[Request] = WorkQueue(name, clock=clock)
-    controller = Controller(name, reconciler, workers=1, queue=queue)
-    queue.add(KEY)
-
-    async def later() -> None:
-        await clock.advance(5)
-        queue.add(KEY)
-        await settle()
-        await clock.advance(5)
-
-    await run_briefly(controller, [later()])
-    assert reconciler.calls == [KEY, KEY, KEY]
 
 
 def test_request_is_ordered_and_prints_as_a_key() -> None:

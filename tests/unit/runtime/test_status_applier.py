@@ -1,15 +1,18 @@
 """A status writer applies its part of `/status` as one server-side apply, and compares with
 its own last write until the cache has caught up."""
 
+import asyncio
 from typing import Any, cast
 
-from notebook_controller.runtime.apply import StatusApplier
+from notebook_controller.reconcilers.notebooks import idle_part
+from notebook_controller.runtime.apply import SharedStatus, StatusApplier
 from notebook_controller.runtime.kube import KubeClient, ResourceKind
 from notebook_controller.runtime.reconcile import Request
 
 KIND = ResourceKind("example.com", "v1", "widgets", "Widget")
 REQUEST = Request("team-a", "nb")
 WRITTEN_STATUS = {"conditions": [{"type": "Idle", "status": "Unknown", "reason": "ProbeFailed"}]}
+IDLE = {"type": "Idle", "status": "False", "reason": "RecentActivity"}
 
 
 class ApplyRecorder:
@@ -108,3 +111,40 @@ async def test_urgent_changes_and_settled_objects_are_not_held() -> None:
 async def test_without_coalescing_nothing_is_held() -> None:
     writer, _ = await written_at("12")
     assert writer.hold(REQUEST) is None
+
+
+class GatedApplies:
+    """An API server whose status applies wait until let through; it stores each apply's body
+    whole (one field manager: the last apply's fields are the status)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.gate = asyncio.Event()
+        self.version = 10
+
+    async def apply_status(self, *args: Any) -> dict[str, Any]:
+        self.bodies.append(args[3])
+        await self.gate.wait()
+        self.version += 1
+        return {"metadata": {"resourceVersion": str(self.version)}, "status": args[3]["status"]}
+
+
+async def test_two_parts_written_side_by_side_dont_undo_each_other() -> None:
+    client = GatedApplies()
+    shared = SharedStatus(
+        cast(KubeClient, client),
+        KIND,
+        "manager-x",
+        {"status": lambda s: {"phase": s["phase"]} if "phase" in s else {}, "idle": idle_part},
+    )
+    before = cached("10", {"phase": "Running", "conditions": [IDLE]})
+    status_write = asyncio.create_task(shared.write(before, "status", {"phase": "Suspended"}))
+    await asyncio.sleep(0)
+    idle_write = asyncio.create_task(shared.write(before, "idle", {}))  # the Idle condition goes
+    await asyncio.sleep(0)
+    assert len(client.bodies) == 1  # the second waits for the first's answer
+    client.gate.set()
+    await asyncio.gather(status_write, idle_write)
+    # the last write carries the first's part, not the status both began from
+    assert client.bodies[-1]["status"] == {"phase": "Suspended"}
+    assert shared.status(REQUEST, before) == {"phase": "Suspended"}

@@ -156,25 +156,6 @@ async def test_delayed_add_keeps_the_earliest_time() -> None:
     assert await get_now(queue) is None
 
 
-async def test_a_key_handed_out_drops_its_delayed_add_when_asked_to() -> None:
-    clock = FakeClock()
-    queue: WorkQueue[str] = WorkQueue(
-        f"test-{uuid.uuid4().hex[:8]}", clock=clock, handed_out_drops_delayed=True
-    )
-    queue.add_after("a", 5)
-    queue.add_after("b", 5)
-    queue.add("a")
-    assert await get_now(queue) == "a"
-    assert queue.delayed == 1  # b's still waits
-    queue.done("a")
-    queue.add_after("a", 8)  # asked again after it was handed out: kept
-    await clock.advance(5)
-    assert await get_now(queue) == "b"
-    assert await get_now(queue) is None
-    await clock.advance(3)
-    assert await get_now(queue) == "a"
-
-
 async def test_add_after_without_delay_adds_at_once() -> None:
     queue = make_queue()
     queue.add_after("a", 0)
