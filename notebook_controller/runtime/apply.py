@@ -185,7 +185,8 @@ class SharedStatus:
             version, content = pending
             if older(resource_version(cached), version):
                 return content
-            del self._written[request]  # the cache has caught up: trust it
+            if request not in self._writers:  # (a write waiting to go may bring an older cache)
+                del self._written[request]  # the cache has caught up: trust it
         status: JsonDict = cached.get("status") or {}
         return status
 

@@ -2,6 +2,7 @@
 its own last write until the cache has caught up."""
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
 from notebook_controller.reconcilers.notebooks import idle_part
@@ -121,22 +122,30 @@ class GatedApplies:
         self.bodies: list[dict[str, Any]] = []
         self.gate = asyncio.Event()
         self.version = 10
+        self.then: Callable[[], object] | None = None
+        """Called as soon as the first apply's answer has been taken in."""
 
     async def apply_status(self, *args: Any) -> dict[str, Any]:
         self.bodies.append(args[3])
         await self.gate.wait()
         self.version += 1
+        if self.then is not None and self.version == 11:
+            asyncio.get_running_loop().call_soon(self.then)
         return {"metadata": {"resourceVersion": str(self.version)}, "status": args[3]["status"]}
 
 
-async def test_two_parts_written_side_by_side_dont_undo_each_other() -> None:
-    client = GatedApplies()
-    shared = SharedStatus(
+def shared_status(client: GatedApplies) -> SharedStatus:
+    return SharedStatus(
         cast(KubeClient, client),
         KIND,
         "manager-x",
         {"status": lambda s: {"phase": s["phase"]} if "phase" in s else {}, "idle": idle_part},
     )
+
+
+async def test_two_parts_written_side_by_side_dont_undo_each_other() -> None:
+    client = GatedApplies()
+    shared = shared_status(client)
     before = cached("10", {"phase": "Running", "conditions": [IDLE]})
     status_write = asyncio.create_task(shared.write(before, "status", {"phase": "Suspended"}))
     await asyncio.sleep(0)
@@ -148,3 +157,21 @@ async def test_two_parts_written_side_by_side_dont_undo_each_other() -> None:
     # the last write carries the first's part, not the status both began from
     assert client.bodies[-1]["status"] == {"phase": "Suspended"}
     assert shared.status(REQUEST, before) == {"phase": "Suspended"}
+
+
+async def test_a_waiting_write_reads_the_last_write_even_once_the_cache_caught_up() -> None:
+    client = GatedApplies()
+    shared = shared_status(client)
+    before = cached("10", {"phase": "Running", "conditions": [IDLE]})
+    seen: list[object] = []
+    # between the first write's answer and the second write's turn, a reconcile reads the cache
+    # at the first write's version
+    client.then = lambda: seen.append(shared.status(REQUEST, cached("11", {"phase": "Suspended"})))
+    status_write = asyncio.create_task(shared.write(before, "status", {"phase": "Suspended"}))
+    await asyncio.sleep(0)
+    idle_write = asyncio.create_task(shared.write(before, "idle", {}))  # with the old cache
+    await asyncio.sleep(0)
+    client.gate.set()
+    await asyncio.gather(status_write, idle_write)
+    assert seen == [{"phase": "Suspended"}]
+    assert client.bodies[-1]["status"] == {"phase": "Suspended"}
