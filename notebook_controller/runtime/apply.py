@@ -251,8 +251,7 @@ class SharedStatus:
                     written = await self._apply(request, cached, {}, manager)
             self._written[request] = (resource_version(written), merged)
         finally:
-            if self._sending.get(request) is merged:  # (not another write's, sent meanwhile)
-                del self._sending[request]
+            del self._sending[request]  # (writes of one object go one at a time: `write`)
         return written
 
     async def _apply(
