@@ -9,8 +9,11 @@ status reconciler's — probes nothing and writes nothing, so writes can't feed 
 rate-limited, state changes are not: when the pod's state (no pod / on a node / Ready) or the pod
 itself changes, the pod informer's event wakes the notebook and it is judged at once, so `Idle`
 follows a pod that starts or stops within seconds (a pod seen turning Ready is probed half a
-second later, when its Service's endpoints normally route to it). A failed Jupyter probe is
-retried sooner (2 s, 8 s, then the interval): the route to a just-Ready pod may lag.
+second later, when its Service's endpoints normally route to it). A failed Jupyter probe of a
+notebook that has had a verdict is retried sooner (2 s, 8 s, then the interval): the route to
+its pod may be changing. Before a first verdict, "can't tell yet" is held for the starting grace
+and the next probe waits for the grace's end (then the interval): a quick retry would only show
+the verdict sooner, in a status write of its own all the same.
 Status is applied only when our part of it differs from the cache. Pausing is one merge patch
 guarded by the cached resourceVersion: if the user changed the notebook meanwhile, the patch
 conflicts and the next pass looks again. What wakes it is declared in `wiring.py`.
@@ -92,7 +95,8 @@ FIRST_PROBE_DELAY: Final = timedelta(seconds=0.5)
 """A pod seen turning Ready is first probed this much later (its Service's endpoints lag)."""
 RETRIES: Final = (timedelta(seconds=2), timedelta(seconds=8))
 """After the first and the second failed Jupyter probe in a row, the next comes this soon;
-after more, at the probe interval."""
+after more, at the probe interval. (Before a notebook's first verdict: at the end of its
+starting grace, then at the interval.)"""
 # Decisions read off the pod alone (no probe ran).
 _POD_STATE_ONLY: Final = frozenset({Reason.NOT_RUNNING, Reason.NOT_READY})
 STARTING_GRACE_SECONDS: Final = 10.0
@@ -274,6 +278,12 @@ class IdleReconciler:
         interval = _next_probe_in(loaded.policy.probe_interval, failures)
         if held is not None:
             # Still due: the next pass (a retry, or the window's end) decides again and writes.
+            # A failed probe before a first verdict waits for the window's end (the starting
+            # grace): a quick retry would only show the verdict sooner, in a write of its own
+            # all the same. The grace stands in for the quick retries: after it, the interval.
+            if failures and _before_first_verdict(self._status.status(request, raw)):
+                self._tracked[request] = replace(tracked, failures=len(RETRIES))
+                return Result(requeue_after=held)
             return Result(requeue_after=min(held, interval.total_seconds()))
         self._tracked[request] = replace(tracked, next_probe=now + interval)
         return Result(requeue_after=interval.total_seconds())
@@ -397,7 +407,7 @@ class IdleReconciler:
         # notebook's next news is its verdict, which goes at once (with Ready, in one write),
         # and a status write meanwhile takes it along. A pod that stays not Ready (crash-looping)
         # shows NotReady when the grace is over.
-        starting = current is None or current.get("reason") in _POD_STATE_ONLY
+        starting = _before_first_verdict(status)
         first_news = starting and decision is not None and decision.status == UNKNOWN
         window = STARTING_GRACE_SECONDS if first_news else None
         mine: JsonDict = {}
@@ -513,13 +523,21 @@ def _pod_not_ready_since(pod: JsonDict | None) -> datetime | None:
     return _time_or_none(ready.get("lastTransitionTime"))
 
 
+def _before_first_verdict(status: JsonDict) -> bool:
+    """No `Idle` condition yet, or one the pod's state alone decided (the pod starting): the
+    notebook's activity has not been judged since its pod started."""
+    current = find_condition(status.get("conditions") or [], CONDITION_IDLE)
+    return current is None or current.get("reason") in _POD_STATE_ONLY
+
+
 def _next_probe_in(interval: timedelta, failures: int) -> timedelta:
     """The probe interval; after `failures` failed probes in a row, 2 s, 8 s, then it: one
-    quick retry (a just-Ready pod's endpoints may lag), one more when the starting grace ends,
-    then the interval. A Ready pod's Jupyter answers (its readiness probe is Jupyter's
-    api/status), so a probe that keeps failing is the route to it, and is probed for nothing:
-    each probe costs the controller CPU, and a thousand notebooks whose servers don't answer
-    cost a thousand probes per interval, not a burst of retries within it."""
+    quick retry (the route to the pod may be changing), one more, then the interval; a starting
+    notebook's one retry is at the end of its starting grace instead (reconcile). A Ready pod's
+    Jupyter answers (its readiness probe is Jupyter's api/status), so a probe that keeps failing
+    is the route to it, and is probed for nothing: each probe costs the controller CPU, and a
+    thousand notebooks whose servers don't answer cost a thousand probes per interval, not a
+    burst of retries within it."""
     if failures <= 0:
         return interval
     if failures <= len(RETRIES):

@@ -284,8 +284,10 @@ async def test_a_failed_probe_is_retried_sooner_then_at_the_interval() -> None:
     for _ in range(10):
         delays.append(await world.reconcile())
         world.now += timedelta(seconds=delays[-1] or 0)
-    # 2 s, then 8 s: the starting grace's end (10 s after the first probe) probes afresh
-    assert delays == [2, 8, 300, 300, 300, 300, 300, 300, 300, 300]
+    # before a first verdict, no quick retry: the starting grace's end (10 s after the first
+    # probe) probes afresh, then the interval
+    assert delays == [10, 300, 300, 300, 300, 300, 300, 300, 300, 300]
+    assert world.probe.calls == 10
     assert world.idle()["reason"] == "ProbeFailed"
     world.probe.answer = JupyterActivity(reachable=True, started=world.now)
     assert await world.reconcile() == 300
@@ -325,14 +327,31 @@ async def test_a_starting_notebook_whose_probes_fail_costs_one_idle_write() -> N
     world.pod(ready=True, since=world.now, started=world.now)
     assert await world.reconcile() == 0.5  # the first probe waits for the endpoints
     world.now += timedelta(seconds=0.5)
-    assert await world.reconcile() == 2  # failed: retried in 2 s, its window opens now
-    world.now += timedelta(seconds=2)
+    # failed: "can't tell yet" is held for the starting grace, and the next probe waits for its
+    # end (a retry sooner would only show the verdict sooner, in a write of its own all the same)
+    assert await world.reconcile() == 10
+    assert world.api.applied == [] and world.probe.calls == 1
+    world.now += timedelta(seconds=10)
     world.probe.answer = JupyterActivity.unreachable("connection", "connection refused")
-    assert await world.reconcile() == 8  # failed again (next in 8 s): written at the grace's end
-    assert world.api.applied == []
-    world.now += timedelta(seconds=8)
-    await world.reconcile()
+    assert await world.reconcile() == 300  # failed again: written, next at the interval
     assert (world.idle()["reason"], len(world.api.applied)) == ("ProbeFailed", 1)
+    assert world.probe.calls == 2
+
+
+async def test_a_lagging_first_probe_gets_its_verdict_at_the_grace_end() -> None:
+    world = World(coalesce_seconds=5)
+    world.probe.answer = JupyterActivity.unreachable("connection", "no endpoints available")
+    world.notebook()
+    await world.reconcile()
+    world.pod(ready=True, since=world.now, started=world.now)
+    assert await world.reconcile() == 0.5
+    world.now += timedelta(seconds=0.5)
+    assert await world.reconcile() == 10  # the endpoints lag: "can't tell yet", held
+    world.probe.answer = JupyterActivity(reachable=True, started=world.now)
+    world.now += timedelta(seconds=10)
+    assert await world.reconcile() == 300
+    assert (world.idle()["reason"], len(world.api.applied)) == ("RecentActivity", 1)
+    assert world.probe.calls == 2
 
 
 async def test_held_news_still_arrives_when_nothing_else_happens() -> None:
