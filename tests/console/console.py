@@ -167,6 +167,10 @@ async def run_cell(session: aiohttp.ClientSession, lab: str, ws_base: str, code:
     msg_id = request["header"]["msg_id"]
     output = []
     url = f"{ws_base}api/kernels/{kernel}/channels"
+    # Done when both the shell's execute_reply and IOPub's `idle` for the request have come: the
+    # channels share the socket but not an order, so the cell's output (IOPub, before its idle)
+    # can arrive after the reply.
+    replied = idle = False
     async with asyncio.timeout(60), session.ws_connect(url) as websocket:
         await websocket.send_str(json.dumps(request))
         async for message in websocket:
@@ -177,8 +181,12 @@ async def run_cell(session: aiohttp.ClientSession, lab: str, ws_base: str, code:
                 continue
             if reply["msg_type"] == "stream":
                 output.append(reply["content"]["text"])
-            if reply["msg_type"] == "execute_reply":
+            elif reply["msg_type"] == "execute_reply":
                 assert reply["content"]["status"] == "ok", reply["content"]
+                replied = True
+            elif reply["msg_type"] == "status":
+                idle = reply["content"].get("execution_state") == "idle"
+            if replied and idle:
                 break
     async with session.delete(lab + f"api/kernels/{kernel}", headers=headers) as r:
         assert r.status == 204, r.status
